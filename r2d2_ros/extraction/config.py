@@ -1,0 +1,69 @@
+"""Extraction settings, with the original R2D2 defaults."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = ["ExtractionConfig", "PRECISIONS"]
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class ExtractionConfig:
+    """How :func:`~r2d2_ros.extraction.extract_multiscale` builds its pyramid and picks keypoints."""
+
+    scale_f: float = 2**0.25  # ratio between two pyramid levels (> 1)
+    min_scale: float = 0.0  # smallest level, as a fraction of the input size
+    max_scale: float = 1.0  # largest level, as a fraction of the input size
+    min_size: int = 256  # smallest level's longest side, in pixels
+    max_size: int = 1024  # largest level's longest side, in pixels
+    reliability_threshold: float = 0.7  # keep detections whose reliability is at least this
+    repeatability_threshold: float = 0.7  # keep detections whose repeatability is at least this
+    top_k: int = 5000  # keep at most this many keypoints, best score first
+    precision: str = "fp32"  # network arithmetic: fp32, fp16 or bf16
+
+    def __post_init__(self) -> None:
+        for name in ("scale_f", "min_scale", "max_scale", "reliability_threshold", "repeatability_threshold"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        for name in ("min_size", "max_size", "top_k"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.scale_f <= 1.0:
+            raise ValueError(f"scale_f must be > 1, got {self.scale_f}")
+        if not 0.0 <= self.min_scale <= self.max_scale:
+            raise ValueError(f"need 0 <= min_scale <= max_scale, got {self.min_scale}, {self.max_scale}")
+        if self.min_size > self.max_size:
+            raise ValueError(f"need min_size <= max_size, got {self.min_size}, {self.max_size}")
+        for name in ("reliability_threshold", "repeatability_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The torch dtype of :attr:`precision`."""
+        return PRECISIONS[self.precision]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ExtractionConfig:
+        """Builds a config from a mapping; unknown keys raise ``ValueError``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown extraction settings {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> ExtractionConfig:
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,166 @@
+"""Multi-scale R2D2 keypoint extraction: one path for the node, the CLIs, training and evaluation.
+
+The pyramid, thresholds and output conventions follow the original implementation
+(see ``ExtractionConfig`` for the defaults). Everything stays on the model's device
+until the final top-k; only the selected keypoints are copied back by the caller.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..features import DenseMaps, Features
+from ..model.nets import R2D2Net, normalize_descriptors
+from .config import ExtractionConfig
+from .nms import nms_mask, top_k_indices
+
+__all__ = ["PyramidLevel", "image_to_tensor", "pyramid_levels", "extract_multiscale", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Tolerance of the original's scale comparisons, so that e.g. s = 1/2**0.25**4 counts as 0.5.
+_SCALE_EPS = 0.001
+_PATCH_DIAMETER = 32.0
+_INTEGER_RANGE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+@dataclass(frozen=True)
+class PyramidLevel:
+    """One level of the image pyramid: its scale, its size, and whether the network runs on it."""
+
+    scale: float
+    height: int
+    width: int
+    used: bool
+
+
+def image_to_tensor(image: np.ndarray | torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Turns an image into the network's normalised input.
+
+    Args:
+        image: (H, W), (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA; uint8, uint16, or float in [0, 1].
+            Grey is replicated to three channels and alpha dropped.
+        device: where the result lives; integer images are uploaded before conversion.
+
+    Returns:
+        (1, 3, H, W) float32, ImageNet-normalised.
+
+    Raises:
+        ValueError: unsupported shape or dtype, or an empty image.
+    """
+    tensor = torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
+    if tensor.ndim == 2:
+        tensor = tensor[:, :, None]
+    if tensor.ndim != 3 or tensor.shape[2] not in (1, 3, 4):
+        raise ValueError(f"expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got {tuple(tensor.shape)}")
+    if tensor.shape[0] == 0 or tensor.shape[1] == 0:
+        raise ValueError(f"empty image of shape {tuple(tensor.shape)}")
+    tensor = tensor.to(device, non_blocking=True)
+    if tensor.dtype == torch.uint8:
+        tensor = tensor.float() / 255.0
+    elif tensor.dtype == torch.uint16:
+        tensor = tensor.float() / 65535.0
+    elif tensor.is_floating_point():
+        tensor = tensor.float()
+    else:
+        raise ValueError(f"unsupported image dtype {tensor.dtype}; use uint8, uint16 or float in [0, 1]")
+    tensor = tensor[:, :, :3].permute(2, 0, 1)
+    if tensor.shape[0] == 1:
+        tensor = tensor.expand(3, -1, -1)
+    mean = torch.tensor(IMAGENET_MEAN, device=tensor.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=tensor.device).view(3, 1, 1)
+    return ((tensor - mean) / std)[None].contiguous()
+
+
+def pyramid_levels(height: int, width: int, config: ExtractionConfig) -> list[PyramidLevel]:
+    """The pyramid that :func:`extract_multiscale` walks, down to its last used level.
+
+    Level 0 is the input; each next level divides the scale by ``scale_f``. A level is used when
+    its scale lies within [max(min_scale, min_size / L), min(max_scale, max_size / L)],
+    L = max(height, width), with the original's 0.001 tolerance.
+    """
+    longest = max(height, width)
+    lowest = max(config.min_scale, config.min_size / longest)
+    highest = min(config.max_scale, config.max_size / longest)
+    levels: list[PyramidLevel] = []
+    scale, level_height, level_width = 1.0, height, width
+    while scale + _SCALE_EPS >= lowest and min(level_height, level_width) > 0:
+        levels.append(PyramidLevel(scale, level_height, level_width, scale - _SCALE_EPS <= highest))
+        scale /= config.scale_f
+        level_height, level_width = round(height * scale), round(width * scale)
+    while levels and not levels[-1].used:
+        levels.pop()
+    return levels
+
+
+def _detect_level(
+    model: R2D2Net, image: torch.Tensor, config: ExtractionConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Runs the network on one level; returns (ys, xs, raw descriptors, scores, maps) on the device."""
+    autocast = torch.autocast(image.device.type, dtype=config.dtype, enabled=config.dtype != torch.float32)
+    memory_format = torch.channels_last if model.inference_only else torch.contiguous_format
+    with autocast:
+        trunk = model.trunk(image.contiguous(memory_format=memory_format))
+        reliability, repeatability = model.score_maps(trunk)
+    reliability, repeatability = reliability.float(), repeatability.float()
+    mask = nms_mask(repeatability, reliability, config.repeatability_threshold, config.reliability_threshold)
+    ys, xs = mask[0, 0].nonzero(as_tuple=True)  # row-major order, as the original reads them
+    raw_descriptors = trunk[0, :, ys, xs].t()
+    scores = reliability[0, 0, ys, xs] * repeatability[0, 0, ys, xs]
+    return ys, xs, raw_descriptors, scores, torch.cat([reliability, repeatability], dim=1)
+
+
+@torch.inference_mode()
+def extract_multiscale(
+    model: R2D2Net,
+    image: np.ndarray | torch.Tensor,
+    config: ExtractionConfig = ExtractionConfig(),
+    return_maps: bool = False,
+) -> Features:
+    """Detects and describes R2D2 keypoints over an image pyramid.
+
+    Args:
+        model: an R2D2 network in eval mode (ideally from ``prepare_for_inference``).
+        image: see :func:`image_to_tensor`; a (1, 3, H, W) float tensor is taken as already normalised.
+        config: pyramid, thresholds, top-k and precision.
+        return_maps: also return the reliability and repeatability maps of the largest used level.
+
+    Returns:
+        Features on the model's device, at most ``config.top_k``, best first; keypoint x, y are in
+        input pixels and the scale is the patch diameter (32 / level scale).
+    """
+    device = next(model.parameters()).device
+    if isinstance(image, torch.Tensor) and image.ndim == 4:
+        if image.shape[:2] != (1, 3):
+            raise ValueError(f"a normalised input must be (1, 3, H, W), got {tuple(image.shape)}")
+        tensor = image.to(device, torch.float32)
+    else:
+        tensor = image_to_tensor(image, device)
+    height, width = tensor.shape[-2:]
+    keypoints, raw_descriptors, scores = [], [], []
+    maps: DenseMaps | None = None
+    for level in pyramid_levels(height, width, config):
+        if tensor.shape[-2:] != (level.height, level.width):
+            # The original resizes each level from the previous one, not from the input.
+            tensor = F.interpolate(tensor, (level.height, level.width), mode="bilinear", align_corners=False)
+        if not level.used:
+            continue
+        ys, xs, level_descriptors, level_scores, level_maps = _detect_level(model, tensor, config)
+        level_scale = torch.full_like(level_scores, _PATCH_DIAMETER / level.scale)
+        keypoints.append(torch.stack([xs * (width / level.width), ys * (height / level.height), level_scale], 1))
+        raw_descriptors.append(level_descriptors)
+        scores.append(level_scores)
+        if return_maps and maps is None:
+            maps = DenseMaps(level_maps[0, 0], level_maps[0, 1])
+    if not keypoints:
+        empty = torch.zeros(0, device=device)
+        return Features(empty.view(0, 3), empty.view(0, model.dim), empty, (int(width), int(height)), maps)
+    all_scores = torch.cat(scores)
+    best = top_k_indices(all_scores, config.top_k)
+    descriptors = normalize_descriptors(torch.cat(raw_descriptors)[best].float(), dim=1)
+    return Features(
+        torch.cat(keypoints)[best].float(), descriptors.to(config.dtype), all_scores[best], (int(width), int(height)), maps
+    )
