@@ -104,8 +104,8 @@ def _detect_level(
     memory_format = torch.channels_last if model.inference_only else torch.contiguous_format
     with autocast:
         trunk = model.trunk(image.contiguous(memory_format=memory_format))
-        reliability, repeatability = model.score_maps(trunk)
-    reliability, repeatability = reliability.float(), repeatability.float()
+    # The 1x1 heads are cheap: in fp32 they do not quantise the maps into fake NMS plateaus.
+    reliability, repeatability = model.score_maps(trunk.float())
     mask = nms_mask(repeatability, reliability, config.repeatability_threshold, config.reliability_threshold)
     ys, xs = mask[0, 0].nonzero(as_tuple=True)  # row-major order, as the original reads them
     raw_descriptors = trunk[0, :, ys, xs].t()

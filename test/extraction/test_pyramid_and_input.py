@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from r2d2_ros.extraction import ExtractionConfig, image_to_tensor, nms_mask, pyramid_levels, top_k_indices
+from r2d2_ros.extraction.multiscale import IMAGENET_MEAN, IMAGENET_STD
+
+
+class TestPyramidLevels:
+    def test_matches_the_original_on_reference_images(self, reference: Path) -> None:
+        meta = json.loads((reference / "outputs" / "extraction_meta.json").read_text())
+        for name, image in meta["images"].items():
+            used = [lvl for lvl in pyramid_levels(image["height"], image["width"], ExtractionConfig()) if lvl.used]
+            expected = [(lvl["width"], lvl["height"]) for lvl in image["pyramid"]]
+            assert [(lvl.width, lvl.height) for lvl in used] == expected, name
+            assert [32 / lvl.scale for lvl in used] == pytest.approx([lvl["kp_scale"] for lvl in image["pyramid"]])
+
+    def test_brooklyn_skips_levels_above_max_size(self) -> None:
+        levels = pyramid_levels(820, 1280, ExtractionConfig())
+        assert [(lvl.width, lvl.used) for lvl in levels[:3]] == [(1280, False), (1076, False), (905, True)]
+
+    def test_single_scale(self) -> None:
+        config = ExtractionConfig(min_scale=1.0, min_size=0, max_size=10_000)
+        assert [(lvl.height, lvl.width) for lvl in pyramid_levels(480, 640, config)] == [(480, 640)]
+
+    def test_image_smaller_than_min_size_uses_no_level(self) -> None:
+        assert pyramid_levels(100, 120, ExtractionConfig(min_size=256, min_scale=1.5, max_scale=2.0)) == []
+
+
+class TestExtractionConfig:
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"scale_f": 1.0},
+            {"min_scale": 2.0},
+            {"min_size": 2048},
+            {"reliability_threshold": 1.5},
+            {"top_k": 0},
+            {"precision": "int8"},
+            {"scale_f": float("nan")},
+            {"top_k": 2.5},
+        ],
+    )
+    def test_rejects_invalid(self, changes: dict) -> None:
+        with pytest.raises(ValueError):
+            ExtractionConfig(**changes)
+
+    def test_unknown_keys_raise(self) -> None:
+        with pytest.raises(ValueError, match="unknown extraction settings"):
+            ExtractionConfig.from_dict({"topk": 10})
+
+
+class TestImageToTensor:
+    def test_rgb_uint8_normalisation(self) -> None:
+        image = np.full((2, 3, 3), 255, np.uint8)
+        tensor = image_to_tensor(image)
+        expected = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+        assert tensor.shape == (1, 3, 2, 3)
+        assert torch.allclose(tensor[0, :, 0, 0], expected)
+
+    def test_grey_rgba_uint16_and_float_agree(self) -> None:
+        grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+        reference = image_to_tensor(np.repeat(grey[:, :, None], 3, axis=2))
+        rgba = np.concatenate([np.repeat(grey[:, :, None], 3, axis=2), np.zeros((3, 4, 1), np.uint8)], axis=2)
+        for variant in (grey, grey[:, :, None], rgba, grey.astype(np.float32) / 255):
+            assert torch.allclose(image_to_tensor(variant), reference, atol=1e-6)
+        assert torch.allclose(image_to_tensor(grey.astype(np.uint16) * 257), reference, atol=1e-5)
+
+    @pytest.mark.parametrize(
+        "image", [np.zeros((4, 4, 2), np.uint8), np.zeros((0, 4), np.uint8), np.zeros(5, np.uint8), np.zeros((4, 4), np.int32)]
+    )
+    def test_rejects_bad_images(self, image: np.ndarray) -> None:
+        with pytest.raises(ValueError):
+            image_to_tensor(image)
+
+
+class TestNms:
+    def test_keeps_local_maxima_above_thresholds_and_plateaus(self) -> None:
+        repeatability = torch.zeros(1, 1, 6, 6)
+        repeatability[0, 0, 1, 1] = 0.9  # isolated peak
+        repeatability[0, 0, 4, 3:5] = 0.8  # plateau of two
+        repeatability[0, 0, 1, 4] = 0.5  # below threshold
+        reliability = torch.ones_like(repeatability)
+        reliability[0, 0, 4, 4] = 0.1  # unreliable
+        mask = nms_mask(repeatability, reliability, 0.7, 0.7)
+        assert mask[0, 0].nonzero().tolist() == [[1, 1], [4, 3]]
+
+    def test_rejects_wrong_shape(self) -> None:
+        with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+            nms_mask(torch.zeros(4, 4), torch.zeros(4, 4))
+
+
+class TestTopK:
+    def test_best_first_and_fewer_than_k(self) -> None:
+        scores = torch.tensor([0.1, 0.9, 0.5])
+        assert top_k_indices(scores, 2).tolist() == [1, 2]
+        assert top_k_indices(scores, 10).tolist() == [1, 2, 0]

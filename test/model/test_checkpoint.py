@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from r2d2_ros.model import CheckpointError, load_checkpoint, load_model, parse_arch, prepare_for_inference, save_checkpoint
+from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
+
+
+class TestParseArch:
+    @pytest.mark.parametrize(
+        ("text", "name", "kwargs"),
+        [
+            ("Quad_L2Net_ConfCFS()", "Quad_L2Net_ConfCFS", {}),
+            (" Quad_L2Net_ConfCFS(mchan=6) ", "Quad_L2Net_ConfCFS", {"mchan": 6}),
+            ("Fast_Quad_L2Net_ConfCFS()", "Fast_Quad_L2Net_ConfCFS", {}),
+        ],
+    )
+    def test_valid(self, text: str, name: str, kwargs: dict[str, int]) -> None:
+        spec = parse_arch(text)
+        assert (spec.name, spec.kwargs) == (name, kwargs)
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "__import__('os').system('touch /tmp/pwned')",
+            "Quad_L2Net_ConfCFS(mchan=__import__('os').getpid())",
+            "Quad_L2Net_ConfCFS(4)",
+            "Quad_L2Net_ConfCFS(evil=1)",
+            "Quad_L2Net_ConfCFS(mchan=-1)",
+            "SomethingElse()",
+            "Quad_L2Net_ConfCFS",
+            "Quad_L2Net_ConfCFS(",
+        ],
+    )
+    def test_rejects_anything_else(self, text: str) -> None:
+        with pytest.raises(ValueError):
+            parse_arch(text)
+
+
+class TestOwnFormat:
+    def test_round_trip_keeps_weights_and_config(self, tmp_path: Path) -> None:
+        net = Quad_L2Net_ConfCFS()
+        path = tmp_path / "model.pt"
+        save_checkpoint(path, net, config={"lr": 1e-4}, meta={"steps": 3})
+        checkpoint = load_checkpoint(path)
+        assert checkpoint.config == {"lr": 1e-4} and checkpoint.meta == {"steps": 3}
+        loaded = load_model(path)
+        for key, value in net.state_dict().items():
+            assert torch.equal(loaded.state_dict()[key], value)
+        assert list(tmp_path.iterdir()) == [path]  # the temporary file was renamed away
+
+    def test_refuses_to_save_inference_copy(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="prepared for inference"):
+            save_checkpoint(tmp_path / "x.pt", prepare_for_inference(Quad_L2Net_ConfCFS()))
+
+
+class TestBadFiles:
+    def test_missing(self, tmp_path: Path) -> None:
+        with pytest.raises(CheckpointError, match="nope.pt: no such file"):
+            load_model(tmp_path / "nope.pt")
+
+    def test_truncated(self, tmp_path: Path) -> None:
+        good = tmp_path / "good.pt"
+        save_checkpoint(good, Quad_L2Net_ConfCFS())
+        bad = tmp_path / "truncated.pt"
+        bad.write_bytes(good.read_bytes()[:5000])
+        with pytest.raises(CheckpointError, match="truncated.pt: not a readable checkpoint"):
+            load_model(bad)
+
+    def test_garbage(self, tmp_path: Path) -> None:
+        bad = tmp_path / "garbage.pt"
+        bad.write_bytes(b"\x00not a checkpoint" * 10)
+        with pytest.raises(CheckpointError, match="garbage.pt"):
+            load_model(bad)
+
+    def test_hostile_pickle_is_not_executed(self, tmp_path: Path) -> None:
+        marker = tmp_path / "executed"
+
+        class Exploit:
+            def __reduce__(self):  # noqa: ANN204
+                return (Path.touch, (marker,))
+
+        path = tmp_path / "hostile.pt"
+        torch.save({"net": "Quad_L2Net_ConfCFS()", "state_dict": {}, "x": Exploit()}, path)
+        with pytest.raises(CheckpointError, match="hostile.pt"):
+            load_model(path)
+        assert not marker.exists()
+
+    def test_unknown_architecture(self, tmp_path: Path) -> None:
+        path = tmp_path / "unknown.pt"
+        torch.save({"net": "ResNet50()", "state_dict": {}}, path)
+        with pytest.raises(CheckpointError, match="unknown.pt: unknown architecture 'ResNet50'"):
+            load_model(path)
+
+    def test_weights_of_another_architecture(self, tmp_path: Path) -> None:
+        path = tmp_path / "mismatch.pt"
+        torch.save({"net": "Quad_L2Net_ConfCFS(mchan=6)", "state_dict": Quad_L2Net_ConfCFS().state_dict()}, path)
+        with pytest.raises(CheckpointError, match="mismatch.pt: weights do not match"):
+            load_model(path)
+
+    def test_unknown_format(self, tmp_path: Path) -> None:
+        path = tmp_path / "other.pt"
+        torch.save({"model": {}}, path)
+        with pytest.raises(CheckpointError, match="unknown checkpoint format"):
+            load_model(path)
