@@ -6,6 +6,7 @@ until the final top-k; only the selected keypoints are copied back by the caller
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from ..features import DenseMaps, Features
 from ..model.nets import R2D2Net, normalize_descriptors
 from .config import ExtractionConfig
 from .nms import nms_mask, top_k_indices
+from .timing import StageTimer
 
 __all__ = ["PyramidLevel", "image_to_tensor", "pyramid_levels", "extract_multiscale", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -96,21 +98,38 @@ def pyramid_levels(height: int, width: int, config: ExtractionConfig) -> list[Py
     return levels
 
 
+@dataclass
+class _LevelDetections:
+    """Detections of one pyramid level, on the device, in row-major order."""
+
+    ys: torch.Tensor
+    xs: torch.Tensor
+    raw_descriptors: torch.Tensor  # (N, D), not yet normalised
+    scores: torch.Tensor
+    reliability: torch.Tensor  # (1, 1, h, w)
+    repeatability: torch.Tensor  # (1, 1, h, w)
+
+
 def _detect_level(
-    model: R2D2Net, image: torch.Tensor, config: ExtractionConfig
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Runs the network on one level; returns (ys, xs, raw descriptors, scores, maps) on the device."""
+    model: R2D2Net, image: torch.Tensor, config: ExtractionConfig, timer: StageTimer | None
+) -> _LevelDetections:
+    """Runs the network and NMS on one pyramid level."""
     autocast = torch.autocast(image.device.type, dtype=config.dtype, enabled=config.dtype != torch.float32)
     memory_format = torch.channels_last if model.inference_only else torch.contiguous_format
-    with autocast:
-        trunk = model.trunk(image.contiguous(memory_format=memory_format))
-    # The 1x1 heads are cheap: in fp32 they do not quantise the maps into fake NMS plateaus.
-    reliability, repeatability = model.score_maps(trunk.float())
-    mask = nms_mask(repeatability, reliability, config.repeatability_threshold, config.reliability_threshold)
-    ys, xs = mask[0, 0].nonzero(as_tuple=True)  # row-major order, as the original reads them
-    raw_descriptors = trunk[0, :, ys, xs].t()
-    scores = reliability[0, 0, ys, xs] * repeatability[0, 0, ys, xs]
-    return ys, xs, raw_descriptors, scores, torch.cat([reliability, repeatability], dim=1)
+    with _stage(timer, f"network {image.shape[-1]}x{image.shape[-2]}"):
+        with autocast:
+            trunk = model.trunk(image.contiguous(memory_format=memory_format))
+        # The 1x1 heads are cheap: in fp32 they do not quantise the maps into fake NMS plateaus.
+        reliability, repeatability = model.score_maps(trunk.float())
+    with _stage(timer, "nms"):
+        mask = nms_mask(repeatability, reliability, config.repeatability_threshold, config.reliability_threshold)
+        ys, xs = mask[0, 0].nonzero(as_tuple=True)  # row-major order, as the original reads them
+        scores = reliability[0, 0, ys, xs] * repeatability[0, 0, ys, xs]
+        return _LevelDetections(ys, xs, trunk[0, :, ys, xs].t(), scores, reliability, repeatability)
+
+
+def _stage(timer: StageTimer | None, name: str) -> StageTimer | nullcontext[None]:
+    return timer.stage(name) if timer is not None else nullcontext()
 
 
 @torch.inference_mode()
@@ -119,6 +138,7 @@ def extract_multiscale(
     image: np.ndarray | torch.Tensor,
     config: ExtractionConfig = ExtractionConfig(),
     return_maps: bool = False,
+    timer: StageTimer | None = None,
 ) -> Features:
     """Detects and describes R2D2 keypoints over an image pyramid.
 
@@ -127,40 +147,50 @@ def extract_multiscale(
         image: see :func:`image_to_tensor`; a (1, 3, H, W) float tensor is taken as already normalised.
         config: pyramid, thresholds, top-k and precision.
         return_maps: also return the reliability and repeatability maps of the largest used level.
+        timer: accumulates the time of each stage (upload, resize, network, nms, top-k); benchmarks only.
 
     Returns:
         Features on the model's device, at most ``config.top_k``, best first; keypoint x, y are in
         input pixels and the scale is the patch diameter (32 / level scale).
     """
     device = next(model.parameters()).device
-    if isinstance(image, torch.Tensor) and image.ndim == 4:
-        if image.shape[:2] != (1, 3):
-            raise ValueError(f"a normalised input must be (1, 3, H, W), got {tuple(image.shape)}")
-        tensor = image.to(device, torch.float32)
-    else:
-        tensor = image_to_tensor(image, device)
+    with _stage(timer, "upload"):
+        if isinstance(image, torch.Tensor) and image.ndim == 4:
+            if image.shape[:2] != (1, 3):
+                raise ValueError(f"a normalised input must be (1, 3, H, W), got {tuple(image.shape)}")
+            tensor = image.to(device, torch.float32)
+        else:
+            tensor = image_to_tensor(image, device)
     height, width = tensor.shape[-2:]
     keypoints, raw_descriptors, scores = [], [], []
     maps: DenseMaps | None = None
     for level in pyramid_levels(height, width, config):
         if tensor.shape[-2:] != (level.height, level.width):
             # The original resizes each level from the previous one, not from the input.
-            tensor = F.interpolate(tensor, (level.height, level.width), mode="bilinear", align_corners=False)
+            with _stage(timer, "resize"):
+                tensor = F.interpolate(tensor, (level.height, level.width), mode="bilinear", align_corners=False)
         if not level.used:
             continue
-        ys, xs, level_descriptors, level_scores, level_maps = _detect_level(model, tensor, config)
-        level_scale = torch.full_like(level_scores, _PATCH_DIAMETER / level.scale)
-        keypoints.append(torch.stack([xs * (width / level.width), ys * (height / level.height), level_scale], 1))
-        raw_descriptors.append(level_descriptors)
-        scores.append(level_scores)
+        found = _detect_level(model, tensor, config, timer)
+        level_scale = torch.full_like(found.scores, _PATCH_DIAMETER / level.scale)
+        x = found.xs * (width / level.width)
+        y = found.ys * (height / level.height)
+        keypoints.append(torch.stack([x, y, level_scale], dim=1))
+        raw_descriptors.append(found.raw_descriptors)
+        scores.append(found.scores)
         if return_maps and maps is None:
-            maps = DenseMaps(level_maps[0, 0], level_maps[0, 1])
+            maps = DenseMaps(found.reliability[0, 0], found.repeatability[0, 0])
     if not keypoints:
         empty = torch.zeros(0, device=device)
         return Features(empty.view(0, 3), empty.view(0, model.dim), empty, (int(width), int(height)), maps)
-    all_scores = torch.cat(scores)
-    best = top_k_indices(all_scores, config.top_k)
-    descriptors = normalize_descriptors(torch.cat(raw_descriptors)[best].float(), dim=1)
-    return Features(
-        torch.cat(keypoints)[best].float(), descriptors.to(config.dtype), all_scores[best], (int(width), int(height)), maps
-    )
+    with _stage(timer, "top-k"):
+        all_scores = torch.cat(scores)
+        best = top_k_indices(all_scores, config.top_k)
+        descriptors = normalize_descriptors(torch.cat(raw_descriptors)[best].float(), dim=1)
+        return Features(
+            torch.cat(keypoints)[best].float(),
+            descriptors.to(config.dtype),
+            all_scores[best],
+            (int(width), int(height)),
+            maps,
+        )

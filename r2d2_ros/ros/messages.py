@@ -1,0 +1,108 @@
+"""Features <-> r2d2_ros/Keypoints messages, and the descriptor encodings (no rclpy needed).
+
+The message keeps every per-keypoint field as a flat array so that filling one is a few
+``memcpy``s: numpy arrays are copied into ``array.array`` buffers with ``frombytes``.
+"""
+from __future__ import annotations
+
+import array
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..features import Features
+
+__all__ = ["DESCRIPTOR_ENCODINGS", "EncodedDescriptors", "encode_descriptors", "decode_descriptors",
+           "features_to_message", "message_to_arrays"]
+
+# Names used by the node parameter -> Keypoints.ENCODING_* values.
+DESCRIPTOR_ENCODINGS = {"float32": 0, "float16": 1, "uint8": 2}
+_DTYPES = {0: np.dtype("<f4"), 1: np.dtype("<f2"), 2: np.dtype(np.uint8)}
+
+
+@dataclass(frozen=True)
+class EncodedDescriptors:
+    """Descriptor bytes plus what a consumer needs to decode them."""
+
+    data: np.ndarray  # (N * D * bytes per value,) uint8
+    encoding: int
+    scale: float
+    offset: float
+
+
+def encode_descriptors(descriptors: np.ndarray, encoding: int) -> EncodedDescriptors:
+    """Encodes (N, D) descriptors as little-endian float32, float16, or uint8 with a per-message scale.
+
+    uint8 maps [-m, m] (m = largest magnitude in the message) linearly onto 0..255:
+    value = scale * q + offset.
+    """
+    if encoding not in _DTYPES:
+        raise ValueError(f"unknown descriptor encoding {encoding}; use one of {sorted(_DTYPES)}")
+    if encoding != DESCRIPTOR_ENCODINGS["uint8"]:
+        values = np.ascontiguousarray(descriptors, dtype=_DTYPES[encoding])
+        return EncodedDescriptors(values.reshape(-1).view(np.uint8), encoding, 1.0, 0.0)
+    magnitude = max(float(np.abs(descriptors).max(initial=0.0)), 1e-6)
+    scale = 2.0 * magnitude / 255.0
+    quantised = np.clip(np.rint((descriptors + magnitude) / scale), 0, 255).astype(np.uint8)
+    return EncodedDescriptors(quantised.reshape(-1), encoding, scale, -magnitude)
+
+
+def decode_descriptors(data: Any, count: int, dim: int, encoding: int, scale: float, offset: float) -> np.ndarray:
+    """Inverse of :func:`encode_descriptors`: bytes -> (count, dim) float32.
+
+    Raises:
+        ValueError: unknown encoding, or a byte count that does not match count x dim.
+    """
+    if encoding not in _DTYPES:
+        raise ValueError(f"unknown descriptor encoding {encoding}")
+    raw = np.frombuffer(data, dtype=np.uint8)
+    expected_bytes = count * dim * _DTYPES[encoding].itemsize
+    if raw.size != expected_bytes:
+        raise ValueError(f"{raw.size} bytes of descriptor values for {count} keypoints of dimension {dim}, "
+                         f"expected {expected_bytes}")
+    values = raw.view(_DTYPES[encoding])
+    values = values.reshape(count, dim).astype(np.float32)
+    return values * np.float32(scale) + np.float32(offset) if encoding == DESCRIPTOR_ENCODINGS["uint8"] else values
+
+
+def _float_array(values: np.ndarray) -> array.array:
+    buffer = array.array("f")
+    buffer.frombytes(np.ascontiguousarray(values, dtype="<f4").tobytes())
+    return buffer
+
+
+def features_to_message(features: Features, message: Any, model_name: str, encoding: int) -> Any:
+    """Fills a Keypoints message (its header is left to the caller) from features, best first."""
+    arrays = features.numpy()
+    keypoints = arrays["keypoints"]
+    encoded = encode_descriptors(arrays["descriptors"], encoding)
+    message.image_width, message.image_height = (int(v) for v in features.image_size)
+    message.count = len(keypoints)
+    message.x = _float_array(keypoints[:, 0])
+    message.y = _float_array(keypoints[:, 1])
+    message.scale = _float_array(keypoints[:, 2])
+    message.score = _float_array(arrays["scores"])
+    message.descriptor_dim = int(arrays["descriptors"].shape[1])
+    message.descriptor_encoding = encoded.encoding
+    message.descriptor_scale = encoded.scale
+    message.descriptor_offset = encoded.offset
+    descriptor_bytes = array.array("B")
+    descriptor_bytes.frombytes(encoded.data.tobytes())
+    message.descriptors = descriptor_bytes
+    message.model_name = model_name
+    return message
+
+
+def message_to_arrays(message: Any) -> dict[str, np.ndarray]:
+    """A Keypoints message as numpy: keypoints (N, 3) x, y, scale; scores (N,); descriptors (N, D) float32."""
+    count = message.count
+    keypoints = np.stack(
+        [np.frombuffer(message.x, np.float32), np.frombuffer(message.y, np.float32),
+         np.frombuffer(message.scale, np.float32)], axis=1
+    ).reshape(count, 3)
+    descriptors = decode_descriptors(
+        message.descriptors, count, message.descriptor_dim, message.descriptor_encoding,
+        message.descriptor_scale, message.descriptor_offset,
+    )
+    return {"keypoints": keypoints, "scores": np.frombuffer(message.score, np.float32).copy(), "descriptors": descriptors}

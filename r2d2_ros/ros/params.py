@@ -1,0 +1,118 @@
+"""The node's parameters as data: defaults, descriptions, ranges and validation (no rclpy).
+
+The node turns each :class:`ParamSpec` into a declared ROS parameter with a descriptor, and
+its on-set callback calls :func:`validate_update` so that bad values are refused with a reason.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..extraction import PRECISIONS, ExtractionConfig
+from ..viz import COLORMAPS
+from .messages import DESCRIPTOR_ENCODINGS
+
+__all__ = ["ParamSpec", "PARAMETERS", "HEATMAP_COLORMAPS", "defaults", "spec", "validate_update", "extraction_config"]
+
+HEATMAP_COLORMAPS = tuple(COLORMAPS)
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter. ``minimum``/``maximum`` bound numbers, ``choices`` bound strings."""
+
+    name: str
+    default: Any
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    read_only: bool = False
+
+    def coerce(self, value: Any) -> Any:
+        """The value as this parameter's type where that is lossless (an integer for a float)."""
+        if isinstance(self.default, float) and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable, or None."""
+        expected = type(self.default)
+        value = self.coerce(value)
+        if type(value) is not expected:
+            return f"{self.name} must be a {expected.__name__}, got {value!r}"
+        if self.minimum is not None and value < self.minimum:
+            return f"{self.name} must be >= {self.minimum}, got {value}"
+        if self.maximum is not None and value > self.maximum:
+            return f"{self.name} must be <= {self.maximum}, got {value}"
+        if self.choices is not None and value not in self.choices:
+            return f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}"
+        if self.name == "device" and not _DEVICE.match(value):
+            return f"device must be auto, cpu, cuda or cuda:N, got {value!r}"
+        return None
+
+
+_EXTRACTION = ExtractionConfig()
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("model", "", "checkpoint path (original R2D2 or r2d2_ros format); empty = the bundled model"),
+    ParamSpec("device", "auto", "auto, cpu, cuda or cuda:N; auto takes the first GPU if any"),
+    ParamSpec("precision", _EXTRACTION.precision, "network arithmetic", choices=tuple(PRECISIONS)),
+    ParamSpec("top_k", _EXTRACTION.top_k, "keypoints kept per image, best first", 1, 100_000),
+    ParamSpec("scale_f", _EXTRACTION.scale_f, "ratio between two pyramid levels", 1.01, 4.0),
+    ParamSpec("min_scale", _EXTRACTION.min_scale, "smallest pyramid level, fraction of the input", 0.0, 1.0),
+    ParamSpec("max_scale", _EXTRACTION.max_scale, "largest pyramid level, fraction of the input", 0.0, 4.0),
+    ParamSpec("min_size", _EXTRACTION.min_size, "smallest level's longest side, pixels", 0, 16_384),
+    ParamSpec("max_size", _EXTRACTION.max_size, "largest level's longest side, pixels", 0, 16_384),
+    ParamSpec("reliability_threshold", _EXTRACTION.reliability_threshold, "minimum reliability", 0.0, 1.0),
+    ParamSpec("repeatability_threshold", _EXTRACTION.repeatability_threshold, "minimum repeatability", 0.0, 1.0),
+    ParamSpec("descriptor_encoding", "float32", "descriptor encoding in Keypoints messages",
+              choices=tuple(DESCRIPTOR_ENCODINGS)),
+    ParamSpec("heatmap_colormap", "turbo", "colour map of the heatmap images", choices=HEATMAP_COLORMAPS),
+    ParamSpec("overlay_max_keypoints", 1000, "keypoints drawn on keypoints/image (best first)", 0, 100_000),
+    ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0, read_only=True),
+    ParamSpec("use_compressed", False, "subscribe image/compressed (CompressedImage) instead of image",
+              read_only=True),
+)
+_BY_NAME = {spec.name: spec for spec in PARAMETERS}
+
+
+def spec(name: str) -> ParamSpec:
+    """The spec of a parameter (KeyError when it is not one of the node's)."""
+    return _BY_NAME[name]
+
+
+def defaults() -> dict[str, Any]:
+    """Every parameter's default value."""
+    return {spec.name: spec.default for spec in PARAMETERS}
+
+
+def extraction_config(values: dict[str, Any]) -> ExtractionConfig:
+    """The ExtractionConfig that a full parameter set describes (ValueError when inconsistent)."""
+    return ExtractionConfig(**{f.name: values[f.name] for f in dataclasses.fields(ExtractionConfig)})
+
+
+def validate_update(current: dict[str, Any], changes: dict[str, Any]) -> str | None:
+    """Why applying ``changes`` to ``current`` is refused, or None when it is valid.
+
+    Checks each value's type and range, read-only parameters, and the extraction settings as
+    a whole (e.g. min_size <= max_size).
+    """
+    candidate = dict(current)
+    for name, value in changes.items():
+        spec = _BY_NAME.get(name)
+        if spec is None:
+            continue  # parameters that are not ours (e.g. use_sim_time, qos_overrides.*)
+        if spec.read_only and value != current.get(name):
+            return f"{name} is read-only at runtime; set it at start-up"
+        reason = spec.check(value)
+        if reason:
+            return reason
+        candidate[name] = spec.coerce(value)
+    try:
+        extraction_config(candidate)
+    except ValueError as error:
+        return str(error)
+    return None

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from r2d2_ros.features import Features
+from r2d2_ros.ros.messages import DESCRIPTOR_ENCODINGS, decode_descriptors, encode_descriptors, features_to_message, message_to_arrays
+from r2d2_ros.ros.params import PARAMETERS, defaults, validate_update
+from r2d2_ros.ros.pipeline import LatestFrameSlot, NodeStats
+
+
+def _features(n: int = 50, dim: int = 128) -> Features:
+    generator = torch.Generator().manual_seed(0)
+    descriptors = torch.nn.functional.normalize(torch.randn(n, dim, generator=generator), dim=1)
+    keypoints = torch.rand(n, 3, generator=generator) * torch.tensor([160.0, 120.0, 64.0])
+    scores = torch.sort(torch.rand(n, generator=generator), descending=True).values
+    return Features(keypoints, descriptors, scores, (160, 120))
+
+
+class TestDescriptorEncodings:
+    @pytest.mark.parametrize(("name", "tolerance"), [("float32", 0.0), ("float16", 1e-3), ("uint8", 4e-3)])
+    def test_round_trip(self, name: str, tolerance: float) -> None:
+        descriptors = _features().descriptors.numpy()
+        encoded = encode_descriptors(descriptors, DESCRIPTOR_ENCODINGS[name])
+        assert encoded.data.dtype == np.uint8
+        decoded = decode_descriptors(encoded.data.tobytes(), 50, 128, encoded.encoding, encoded.scale, encoded.offset)
+        assert np.abs(decoded - descriptors).max() <= tolerance
+
+    def test_wrong_byte_count(self) -> None:
+        with pytest.raises(ValueError, match="descriptor values"):
+            decode_descriptors(bytes(10), 2, 128, 0, 1.0, 0.0)
+
+
+class TestMessageConversion:
+    def test_features_to_message_and_back(self) -> None:
+        features = _features()
+        message = features_to_message(features, SimpleNamespace(), "net", DESCRIPTOR_ENCODINGS["float32"])
+        assert (message.count, message.image_width, message.image_height, message.descriptor_dim) == (50, 160, 120, 128)
+        arrays = message_to_arrays(message)
+        np.testing.assert_array_equal(arrays["keypoints"], features.keypoints.numpy())
+        np.testing.assert_array_equal(arrays["scores"], features.scores.numpy())
+        np.testing.assert_array_equal(arrays["descriptors"], features.descriptors.numpy())
+
+    def test_empty_features(self) -> None:
+        empty = Features(torch.zeros(0, 3), torch.zeros(0, 128), torch.zeros(0), (8, 8))
+        message = features_to_message(empty, SimpleNamespace(), "net", DESCRIPTOR_ENCODINGS["uint8"])
+        assert message.count == 0 and message_to_arrays(message)["descriptors"].shape == (0, 128)
+
+
+class TestParameters:
+    def test_defaults_are_valid(self) -> None:
+        assert validate_update(defaults(), {}) is None
+
+    @pytest.mark.parametrize(
+        ("changes", "message"),
+        [
+            ({"top_k": 0}, "top_k must be >= 1"),
+            ({"precision": "int4"}, "precision must be one of"),
+            ({"device": "gpu0"}, "device must be"),
+            ({"reliability_threshold": "high"}, "must be a float"),
+            ({"min_size": 2000, "max_size": 1000}, "min_size <= max_size"),
+            ({"use_compressed": True}, "read-only"),
+        ],
+    )
+    def test_rejects_with_reason(self, changes: dict, message: str) -> None:
+        assert message in validate_update(defaults(), changes)
+
+    def test_accepts_integer_for_float_and_ignores_foreign_parameters(self) -> None:
+        assert validate_update(defaults(), {"min_scale": 0, "use_sim_time": True}) is None
+
+    def test_every_parameter_is_documented(self) -> None:
+        assert all(spec.description for spec in PARAMETERS)
+
+
+class TestLatestFrameSlot:
+    def test_newer_frame_replaces_pending_one(self) -> None:
+        slot: LatestFrameSlot[int] = LatestFrameSlot()
+        assert slot.put(1) is False
+        assert slot.put(2) is True
+        assert slot.take(timeout=0) == 2
+        assert slot.take(timeout=0) is None
+
+    def test_close_wakes_a_waiting_consumer(self) -> None:
+        slot: LatestFrameSlot[int] = LatestFrameSlot()
+        result = []
+        consumer = threading.Thread(target=lambda: result.append(slot.take()))
+        consumer.start()
+        slot.close()
+        consumer.join(timeout=2)
+        assert result == [None]
+
+
+def test_stats_count_drops_by_cause() -> None:
+    stats = NodeStats(window_s=10)
+    for _ in range(3):
+        stats.frame_received()
+    stats.frame_published(0.02)
+    stats.frame_dropped("size")
+    stats.frame_dropped("superseded")
+    snapshot = stats.snapshot()
+    assert (snapshot.received, snapshot.published) == (3, 1)
+    assert snapshot.dropped == {"size": 1, "superseded": 1}
+    assert snapshot.latency_max_ms == pytest.approx(20.0)
