@@ -17,6 +17,7 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -78,7 +79,10 @@ class R2D2Node(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("r2d2_node", **kwargs)
         for spec in PARAMETERS:
-            self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+            try:
+                self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+            except ParameterException as error:  # out of range or wrong type on the command line
+                raise StartupError(f"invalid parameter {spec.name}: {error}") from error
         self._values = {spec.name: spec.coerce(self.get_parameter(spec.name).value) for spec in PARAMETERS}
         reason = validate_update(self._values, {})
         if reason:
