@@ -152,10 +152,16 @@ class R2D2Node(Node):
             self._stats.frame_dropped("superseded")
 
     def _work(self) -> None:
-        while rclpy.ok():
+        while self.context.ok():
             item = self._slot.take(timeout=0.2)
-            if item is not None:
+            if item is None:
+                continue
+            try:
                 self._process(*item)
+            except Exception:
+                if self.context.ok():
+                    raise
+                return  # shut down (Ctrl-C) mid-frame: there is nothing left to publish to
 
     def _decode(self, message: Image | CompressedImage) -> np.ndarray:
         if isinstance(message, CompressedImage):
