@@ -109,6 +109,7 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     config: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. a trainer's optimizer state
 
 
 def _read(path: Path) -> Any:
@@ -142,7 +143,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             spec = parse_arch(ArchSpec(arch["name"], dict(arch.get("kwargs", {}))).to_string())
         except ValueError as error:
             raise CheckpointError(path, str(error)) from error
-        return Checkpoint(spec, _state_dict(path, content), content.get("config", {}), content.get("meta", {}))
+        known = {"format", "version", "arch", "state_dict", "config", "meta"}
+        extra = {key: value for key, value in content.items() if key not in known}
+        return Checkpoint(spec, _state_dict(path, content), content.get("config", {}), content.get("meta", {}), extra)
     if "net" in content and "state_dict" in content:
         if not isinstance(content["net"], str):
             raise CheckpointError(path, "'net' is not an architecture string")

@@ -1,0 +1,1 @@
+"""Evaluation on HPatches-layout folders and camera sequences (no ROS)."""

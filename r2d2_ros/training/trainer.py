@@ -1,0 +1,280 @@
+"""The training loop: small methods for a step, validation and checkpoints.
+
+Checkpoints are r2d2_ros checkpoints (loadable by the node and the CLIs as they are) that also
+carry the optimizer state and the step. Batch ``s`` is a pure function of (seed, s), so
+``--resume`` continues with exactly the batch the interrupted run would have used next.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from ..device import resolve_device
+from ..extraction import ExtractionConfig, extract_multiscale
+from ..evaluation.metrics import match_errors, mean_matching_accuracy, mutual_nearest_neighbours
+from ..extraction.multiscale import IMAGENET_MEAN, IMAGENET_STD
+from ..image_io import read_rgb
+from ..model import R2D2Output, load_checkpoint, load_model, parse_arch, save_checkpoint
+from .config import TrainConfig, config_to_dict
+from .data import FlowPairs, SyntheticPairs, collate_pairs, list_images, make_synthetic_pair
+from .losses import R2D2Loss
+
+__all__ = ["Trainer", "StepRange"]
+
+log = logging.getLogger("r2d2-train")
+# Validation extracts at the crop's own scale, keeping the best local maxima whatever their scores
+# (an early network rarely passes the 0.7 thresholds).
+_VALIDATION_EXTRACTION = ExtractionConfig(min_scale=1.0, min_size=0, max_size=100_000, top_k=500,
+                                          reliability_threshold=0.0, repeatability_threshold=0.0)
+_AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class StepRange(Sampler[int]):
+    """Sample indices for steps ``first..last-1``: item g = step * batch + position."""
+
+    def __init__(self, first_step: int, last_step: int, batch_size: int) -> None:
+        self.first, self.last, self.batch_size = first_step * batch_size, last_step * batch_size, batch_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.first, self.last))
+
+    def __len__(self) -> int:
+        return self.last - self.first
+
+
+class _MixedPairs(torch.utils.data.Dataset):
+    """Alternates synthetic pairs and real flow pairs (when the config names flow folders)."""
+
+    def __init__(self, sources: list[torch.utils.data.Dataset]) -> None:
+        self.sources = sources
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, g: int) -> dict[str, Any]:
+        return self.sources[g % len(self.sources)][g // len(self.sources)]
+
+
+@dataclass
+class StepResult:
+    """What one optimizer step did."""
+
+    terms: dict[str, float]
+    skipped: bool  # the loss or gradients were not finite, so the weights were left unchanged
+
+
+class Trainer:
+    """Trains an R2D2 network as :class:`TrainConfig` says, writing into ``config.run.output``."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False) -> None:
+        self.config = config
+        run = config.run
+        self.output = Path(run.output)
+        self.output.mkdir(parents=True, exist_ok=True)
+        self.device = resolve_device(run.device)
+        torch.manual_seed(run.seed)
+        self.model = load_model(config.model.init, self.device) if config.model.init else \
+            parse_arch(config.model.arch).build().to(self.device)
+        if run.channels_last and self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.optim.lr,
+                                          weight_decay=config.optim.weight_decay)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=run.amp == "fp16")
+        self.criterion = R2D2Loss(config.loss)
+        self.step = 0
+        self.best_mma = -1.0
+        self.counters = {"nonfinite_steps": 0, "skipped_images": 0}
+        images = list_images(list(config.images))
+        self.validation_images = images[:: run.val_image_every]
+        held_out = set(self.validation_images)
+        sources: list[torch.utils.data.Dataset] = [
+            SyntheticPairs([p for p in images if p not in held_out], config.data, run.seed)
+        ]
+        sources += [FlowPairs(folder, config.data, run.seed) for folder in config.flow_pairs]
+        self.dataset = sources[0] if len(sources) == 1 else _MixedPairs(sources)
+        self._validation_pairs = self._make_validation_pairs()
+        self._stop_requested = False
+        if resume:
+            self.load(self.output / "last.pt")
+
+    # --- data --------------------------------------------------------------------------------
+
+    def _make_validation_pairs(self) -> list[dict[str, np.ndarray]]:
+        rng = np.random.default_rng([self.config.run.seed, 99])
+        pairs = []
+        for index in range(self.config.run.val_pairs):
+            path = self.validation_images[index % len(self.validation_images)]
+            try:
+                pairs.append(make_synthetic_pair(read_rgb(path), rng, self.config.data))
+            except ValueError:
+                self.counters["skipped_images"] += 1
+        return pairs
+
+    def _loader(self, first_step: int) -> DataLoader:
+        run = self.config.run
+        return DataLoader(self.dataset, batch_size=run.batch_size, sampler=StepRange(first_step, run.steps, run.batch_size),
+                          num_workers=run.workers, collate_fn=collate_pairs, pin_memory=self.device.type == "cuda",
+                          persistent_workers=False)
+
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float() / 255
+        mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        images = (images - mean) / std
+        if self.config.run.channels_last and self.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> StepResult:
+        """One optimizer step on a batch; a non-finite loss or gradient leaves the weights untouched."""
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        amp = _AMP[self.config.run.amp]
+        generator = torch.Generator(device=self.device).manual_seed(self.config.run.seed * 1_000_003 + self.step)
+        with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            # Both images go through the network separately (batch-norm statistics updated twice).
+            out1 = self.model(self._normalise(batch["image1"]))
+            out2 = self.model(self._normalise(batch["image2"]))
+        out1, out2 = (R2D2Output(o.descriptors.float(), o.reliability.float(), o.repeatability.float())
+                      for o in (out1, out2))
+        terms = self.criterion(out1, out2, batch["aflow"].to(self.device), generator)
+        values = {name: float(value.detach()) for name, value in terms.items()}
+        if not math.isfinite(values["total"]):
+            return self._skip(values)
+        self.scaler.scale(terms["total"]).backward()
+        self.scaler.unscale_(self.optimizer)
+        gradient_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+        if not torch.isfinite(gradient_norm) and self.config.run.amp != "fp16":
+            return self._skip(values)  # (with fp16 the scaler already skips and lowers its scale)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return StepResult(values, skipped=False)
+
+    def _skip(self, values: dict[str, float]) -> StepResult:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.counters["nonfinite_steps"] += 1
+        log.warning("step %d: non-finite loss or gradient, step skipped (%s)", self.step, values)
+        return StepResult(values, skipped=True)
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """MMA@3 of mutual nearest-neighbour matches on the held-out synthetic pairs."""
+        self.model.eval()
+        accuracies = []
+        for pair in self._validation_pairs:
+            features = [extract_multiscale(self.model, pair[key], _VALIDATION_EXTRACTION) for key in ("image1", "image2")]
+            matches = mutual_nearest_neighbours(features[0].descriptors, features[1].descriptors).cpu().numpy()
+            errors = match_errors(features[0].keypoints.cpu().numpy(), features[1].keypoints.cpu().numpy(), matches,
+                                  pair["homography"])
+            accuracies.append(mean_matching_accuracy(errors, (3,))[0])
+        return float(np.mean(accuracies)) if accuracies else 0.0
+
+    # --- checkpoints -------------------------------------------------------------------------
+
+    def save(self, path: Path, validation_mma: float | None = None) -> None:
+        """Writes an r2d2_ros checkpoint with the optimizer state, atomically."""
+        meta = {"step": self.step, "best_val_mma3": self.best_mma, "counters": dict(self.counters),
+                "val_mma3": validation_mma, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        extra = {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step}
+        save_checkpoint(path, self.model, config=config_to_dict(self.config), meta=meta, extra=extra)
+
+    def load(self, path: Path) -> None:
+        """Restores weights, optimizer, scaler, step and counters from a checkpoint of this trainer."""
+        checkpoint = load_checkpoint(path)
+        self.model.load_state_dict(checkpoint.state_dict)
+        self.optimizer.load_state_dict(checkpoint.extra["optimizer"])
+        self.scaler.load_state_dict(checkpoint.extra["scaler"])
+        self.step = int(checkpoint.extra["step"])
+        self.best_mma = float(checkpoint.meta.get("best_val_mma3", -1.0))
+        self.counters.update(checkpoint.meta.get("counters", {}))
+        log.info("resumed from %s at step %d", path, self.step)
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def _log_row(self, filename: str, row: dict[str, Any], writer: Any) -> None:
+        path = self.output / filename
+        new = not path.exists()
+        with path.open("a", newline="") as stream:
+            table = csv.DictWriter(stream, fieldnames=list(row))
+            if new:
+                table.writeheader()
+            table.writerow(row)
+        if writer is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)) and value == value:
+                    writer.add_scalar(key, value, row["step"])
+
+    def _request_stop(self, signum: int, _frame: Any) -> None:
+        log.warning("signal %d: saving a checkpoint at the end of this step", signum)
+        self._stop_requested = True
+
+    def fit(self) -> Path:
+        """Trains until ``run.steps`` (or a SIGINT/SIGTERM); returns the path of the last checkpoint."""
+        run = self.config.run
+        writer = _tensorboard(self.output)
+        previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        last = self.output / "last.pt"
+        window: list[dict[str, float]] = []
+        start_time = time.monotonic()
+        try:
+            if self.step == 0:
+                self._validate_and_keep_best(writer)  # the random initialisation, as the baseline
+            progress = tqdm(total=run.steps, initial=self.step, desc="r2d2-train", unit="step", disable=None)
+            for batch in self._loader(self.step):
+                self.counters["skipped_images"] += int(batch["skipped"].sum())
+                result = self.train_step(batch)
+                self.step += 1
+                progress.update(1)
+                window.append(result.terms)
+                if self.step % run.log_every == 0 or self.step == run.steps:
+                    row = {"step": self.step, **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
+                           "steps_per_s": self.step / max(time.monotonic() - start_time, 1e-9), **self.counters}
+                    self._log_row("metrics.csv", row, writer)
+                    progress.set_postfix(loss=f"{row['total']:.3f}", ap=f"{row['mean_ap']:.3f}")
+                    window = []
+                if self.step % run.val_every == 0 or self.step == run.steps:
+                    self._validate_and_keep_best(writer)
+                if self.step % run.checkpoint_every == 0 or self._stop_requested:
+                    self.save(last)
+                if self._stop_requested:
+                    break
+            progress.close()
+            self.save(last)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if writer is not None:
+                writer.close()
+        return last
+
+    def _validate_and_keep_best(self, writer: Any) -> None:
+        mma = self.validate()
+        self._log_row("validation.csv", {"step": self.step, "val_mma3": mma}, writer)
+        log.info("step %d: validation MMA@3 %.4f (best %.4f)", self.step, mma, max(mma, self.best_mma))
+        if mma > self.best_mma:
+            self.best_mma = mma
+            self.save(self.output / "best.pt", validation_mma=mma)
+
+
+def _tensorboard(output: Path) -> Any:
+    """A TensorBoard writer when the tensorboard package is installed, else None (CSV only)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.info("tensorboard is not installed: logging to metrics.csv only")
+        return None
+    return SummaryWriter(str(output / "tensorboard"))

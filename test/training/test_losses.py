@@ -1,0 +1,111 @@
+"""Each loss against values computed by hand (or by a direct, loop-based reading of its definition)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
+from r2d2_ros.training.losses import (LossConfig, PairSampler, R2D2Loss, ap_loss, cosim_loss, peaky_loss,
+                                      quantized_average_precision)
+
+
+class TestQuantizedAveragePrecision:
+    def test_perfect_ranking(self) -> None:
+        ap = quantized_average_precision(torch.tensor([[1.0, 0.0, -0.5]]), torch.tensor([[1, 0, 0]]))
+        assert ap.item() == pytest.approx(1.0)
+
+    def test_positive_between_two_bins_below_a_negative(self) -> None:
+        # The positive (0.5) splits evenly over bins 9 and 10; the negative (1.0) sits in bin 0.
+        # precision at bin 9 = 0.5 / 1.5, at bin 10 = 1 / 2; recall 0.5 each: AP = 1/6 + 1/4.
+        ap = quantized_average_precision(torch.tensor([[0.5, 1.0]]), torch.tensor([[1, 0]]))
+        assert ap.item() == pytest.approx(5 / 12, abs=1e-6)
+
+    def test_is_differentiable(self) -> None:
+        scores = torch.tensor([[0.6, 0.7, 0.2]], requires_grad=True)  # a negative ranks first
+        quantized_average_precision(scores, torch.tensor([[1, 0, 0]])).sum().backward()
+        assert scores.grad is not None and scores.grad.abs().sum() > 0
+
+
+def test_ap_loss_formula() -> None:
+    assert ap_loss(torch.tensor(0.8), torch.tensor(0.5)).item() == pytest.approx(1 - 0.8 * 0.5 - 0.5 * 0.5)
+    assert ap_loss(torch.tensor(0.3), torch.tensor(0.0)).item() == pytest.approx(0.5)
+
+
+def _identity_flow(height: int, width: int) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
+                            indexing="ij")
+    return torch.stack([xs, ys])[None]
+
+
+class TestCosimLoss:
+    def test_identical_maps_give_zero(self) -> None:
+        rep = torch.rand(1, 1, 32, 32)
+        assert cosim_loss(rep, rep, _identity_flow(32, 32)).item() == pytest.approx(0, abs=1e-6)
+
+    def test_half_covered_patches(self) -> None:
+        # 8-pixel stripes: every 16x16 window at stride 8 holds 8 columns of ones and 8 of zeros,
+        # so its cosine with a uniform window is 128 / (16 * sqrt(128)) = 1 / sqrt(2).
+        stripes = ((torch.arange(32) // 8) % 2 == 0).float().expand(32, 32)[None, None]
+        loss = cosim_loss(torch.ones(1, 1, 32, 32), stripes, _identity_flow(32, 32))
+        assert loss.item() == pytest.approx(1 - 1 / math.sqrt(2), abs=1e-5)
+
+    def test_follows_the_flow(self) -> None:
+        rep1 = torch.rand(1, 1, 32, 40)
+        rep2 = torch.zeros(1, 1, 32, 40)
+        rep2[..., 3:] = rep1[..., :-3]  # image 2 is image 1 moved 3 px right
+        flow = _identity_flow(32, 40)
+        flow[:, 0] += 3
+        flow[:, :, :, -3:] = float("nan")
+        assert cosim_loss(rep1[..., :, :], rep2, flow).item() < cosim_loss(rep1, rep2, _identity_flow(32, 40)).item()
+
+
+class TestPeakyLoss:
+    def test_flat_zero_map_gives_one(self) -> None:
+        assert peaky_loss(torch.zeros(1, 1, 24, 24)).item() == pytest.approx(1.0)
+
+    def test_matches_a_loop_over_windows(self) -> None:
+        rng = np.random.default_rng(0)
+        rep = rng.random((1, 1, 12, 14)).astype(np.float32)
+        padded = np.pad(rep[0, 0], 1)
+        smooth = np.array([[padded[y : y + 3, x : x + 3].sum() / 9 for x in range(14)] for y in range(12)])
+        big = np.pad(smooth, 8)
+        window_max = np.pad(smooth, 8, constant_values=-np.inf)
+        diffs = [window_max[y : y + 17, x : x + 17].max() - big[y : y + 17, x : x + 17].sum() / 289
+                 for y in range(12) for x in range(14)]
+        assert peaky_loss(torch.from_numpy(rep)).item() == pytest.approx(1 - np.mean(diffs), abs=1e-6)
+
+
+class TestPairSampler:
+    def test_offsets_and_shapes(self) -> None:
+        sampler = PairSampler(LossConfig())
+        assert len(sampler.positive_offsets) == 29 and len(sampler.negative_offsets) == 80
+        descriptors = torch.nn.functional.normalize(torch.randn(2, 8, 64, 64), dim=1)
+        reliability = torch.rand(2, 1, 64, 64)
+        scores, labels, rel, valid = sampler(descriptors, descriptors, reliability, reliability, _identity_flow(64, 64)
+                                             .expand(2, -1, -1, -1), torch.Generator().manual_seed(0))
+        queries = 2 * 4 * 4  # a 4x4 grid of step 8 inside a 16-px border, per image
+        assert scores.shape == labels.shape == (queries, 1 + 80 + 2 * 400)
+        assert valid.all() and torch.allclose(scores[:, 0], torch.ones(queries))  # identical images: best = 1
+        assert torch.allclose(rel, reliability[:, 0, 16:48:8, 16:48:8].reshape(-1))
+
+    def test_queries_landing_outside_image_2_are_invalid(self) -> None:
+        descriptors = torch.nn.functional.normalize(torch.randn(1, 8, 64, 64), dim=1)
+        flow = _identity_flow(64, 64) + 100
+        *_, valid = PairSampler(LossConfig())(descriptors, descriptors, torch.ones(1, 1, 64, 64),
+                                              torch.ones(1, 1, 64, 64), flow)
+        assert not valid.any()
+
+
+def test_gradients_reach_every_head() -> None:
+    torch.manual_seed(0)
+    net = Quad_L2Net_ConfCFS().train()
+    images = torch.randn(2, 3, 64, 64)
+    flow = _identity_flow(64, 64).expand(2, -1, -1, -1).clone()
+    terms = R2D2Loss(LossConfig(distractors_per_image=50))(net(images), net(images.flip(0)), flow)
+    assert set(terms) >= {"ap", "cosim", "peaky", "total"}
+    terms["total"].backward()
+    for name in ("clf.weight", "sal.weight", "ops.0.weight", "ops.22.weight"):
+        assert net.get_parameter(name).grad.abs().sum() > 0, name

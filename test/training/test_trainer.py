@@ -1,0 +1,180 @@
+"""The trainer learns, resumes exactly, writes checkpoints atomically and survives bad data."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from r2d2_ros.model import load_checkpoint, load_model
+from r2d2_ros.training import Trainer, load_config
+from r2d2_ros.training.data import DataConfig, FlowPairs, SyntheticPairs, collate_pairs, list_images, read_flow
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["run.batch_size=4", "data.crop_size=64", "data.min_source_side=96", "data.max_source_side=128",
+        "run.workers=0", "run.val_pairs=16", "run.val_image_every=5", "run.device=cpu", "optim.lr=0.001",
+        "loss.border=8", "loss.distractors_per_image=100", "run.log_every=5"]
+
+
+@pytest.fixture(scope="module")
+def photos(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 real photos, downscaled (a few dozen images, as the issue asks)."""
+    folder = tmp_path_factory.mktemp("photos")
+    for path in sorted((data / "train" / "bsds500").iterdir())[:40]:
+        image = cv2.imread(str(path))
+        cv2.imwrite(str(folder / f"{path.stem}.png"), cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2)))
+    return folder
+
+
+def _config(photos: Path, output: Path, *extra: str):
+    return load_config(None, [f"images=[{photos}]", f"run.output={output}", *TINY, *extra])
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as stream:
+        return list(csv.DictReader(stream))
+
+
+@pytest.mark.slow
+def test_short_cpu_run_lowers_the_loss_and_beats_random_init(photos: Path, tmp_path: Path) -> None:
+    trainer = Trainer(_config(photos, tmp_path, "run.steps=40", "run.val_every=40"))
+    trainer.fit()
+    losses = [float(row["total"]) for row in _rows(tmp_path / "metrics.csv")]
+    validation = [float(row["val_mma3"]) for row in _rows(tmp_path / "validation.csv")]
+    assert losses[-1] < losses[0] - 0.05, losses
+    assert validation[-1] > validation[0] + 0.03, validation  # step 0 is the random initialisation
+    # One model code: the trainer's checkpoint loads in the node's and CLIs' loader as it is.
+    model = load_model(tmp_path / "best.pt")
+    assert model.arch == "Quad_L2Net_ConfCFS()"
+    assert load_checkpoint(tmp_path / "best.pt").config["run"]["steps"] == 40
+
+
+def test_resume_continues_at_the_same_step_with_the_same_batches(photos: Path, tmp_path: Path) -> None:
+    straight = Trainer(_config(photos, tmp_path / "straight", "run.steps=4", "run.val_every=100"))
+    straight.fit()
+    first = Trainer(_config(photos, tmp_path / "split", "run.steps=2", "run.val_every=100"))
+    first.fit()
+    resumed = Trainer(_config(photos, tmp_path / "split", "run.steps=4", "run.val_every=100"), resume=True)
+    assert resumed.step == 2
+    expected_batch = next(iter(straight._loader(2)))
+    batch = next(iter(resumed._loader(2)))
+    assert torch.equal(batch["index"], expected_batch["index"]) and torch.equal(batch["image2"], expected_batch["image2"])
+    resumed.fit()
+    for key, value in straight.model.state_dict().items():
+        assert torch.allclose(resumed.model.state_dict()[key].float(), value.float(), atol=1e-6), key
+
+
+def test_kill_leaves_a_loadable_checkpoint_and_resume_goes_on(photos: Path, tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "r2d2_ros.cli.train", f"images=[{photos}]", f"run.output={tmp_path}", *TINY,
+            "run.steps=1000", "run.val_every=1000", "run.checkpoint_every=1"]
+    process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)  # kill while it is writing further checkpoints
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    step = load_checkpoint(tmp_path / "last.pt").extra["step"]  # never a torn file
+    assert step >= 1
+    for name in leftovers:  # a temporary file of the killed write may remain; it is never the checkpoint
+        (tmp_path / name).unlink()
+    resumed = Trainer(_config(photos, tmp_path, f"run.steps={step + 1}", "run.val_every=100"), resume=True)
+    assert resumed.step == step
+    resumed.fit()
+    assert load_checkpoint(tmp_path / "last.pt").extra["step"] == step + 1
+
+
+def test_sigterm_saves_a_checkpoint_before_exiting(photos: Path, tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "r2d2_ros.cli.train", f"images=[{photos}]", f"run.output={tmp_path}", *TINY,
+            "run.steps=1000", "run.val_every=1000", "run.checkpoint_every=1000"]
+    process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "metrics.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 0, errors
+    step = load_checkpoint(tmp_path / "last.pt").extra["step"]
+    assert 5 <= step < 1000
+
+
+def test_non_finite_loss_skips_the_step(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(_config(photos, tmp_path, "run.steps=1", "run.val_every=100"))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    original = trainer.criterion.forward
+
+    def poisoned(*args, **kwargs):
+        terms = original(*args, **kwargs)
+        terms["total"] = terms["total"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(trainer.criterion, "forward", poisoned)
+    result = trainer.train_step(next(iter(trainer._loader(0))))
+    assert result.skipped and trainer.counters["nonfinite_steps"] == 1
+    for key, value in trainer.model.state_dict().items():
+        if "running" not in key and "num_batches" not in key:
+            assert torch.equal(value, before[key]), key
+
+
+def test_unreadable_images_are_skipped_and_counted(tmp_path: Path, textured_image: np.ndarray) -> None:
+    for index in range(3):
+        cv2.imwrite(str(tmp_path / f"good{index}.png"), cv2.resize(textured_image, (320, 240)))
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    dataset = SyntheticPairs(list_images([tmp_path]), DataConfig(crop_size=64, min_source_side=96, max_source_side=128))
+    items = [dataset[g] for g in range(8)]
+    assert sum(item["skipped"] for item in items) >= 1
+    batch = collate_pairs(items)
+    assert batch["image1"].shape == (8, 64, 64, 3) and batch["aflow"].shape == (8, 2, 64, 64)
+
+
+def test_synthetic_flow_agrees_with_the_images(tmp_path: Path, textured_image: np.ndarray) -> None:
+    """Pixels of image 1 and where the flow sends them in image 2 look alike (before photometric changes)."""
+    from r2d2_ros.training.data import PhotometricConfig, make_synthetic_pair
+
+    config = DataConfig(crop_size=64, min_source_side=96, max_source_side=128,
+                        photometric=PhotometricConfig(0, 0, 0, 0, 0, 0))
+    image = cv2.GaussianBlur(cv2.resize(textured_image, (320, 240)), (5, 5), 0)
+    pair = make_synthetic_pair(image, np.random.default_rng(0), config)
+    flow = pair["aflow"]
+    ys, xs = np.nonzero(np.isfinite(flow).all(axis=2))
+    x2, y2 = np.rint(flow[ys, xs, 0]).astype(int), np.rint(flow[ys, xs, 1]).astype(int)
+    difference = np.abs(pair["image1"][ys, xs].astype(int) - pair["image2"][y2, x2].astype(int)).mean()
+    assert difference < 12
+
+
+def test_flow_pairs_in_both_file_formats(tmp_path: Path, textured_image: np.ndarray) -> None:
+    image = cv2.resize(textured_image, (160, 120))
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    cv2.imwrite(str(tmp_path / "b.png"), np.roll(image, 5, axis=1))  # image 2 = image 1 moved 5 px right
+    ys, xs = np.mgrid[0:120, 0:160].astype(np.float32)
+    np.save(tmp_path / "flow.npy", np.stack([xs + 5, ys], axis=2))
+    offsets = np.zeros((120, 160, 2), "<i2")
+    offsets[..., 0] = 5 * 16
+    cv2.imwrite(str(tmp_path / "flow.png"), cv2.cvtColor(offsets.view(np.uint8).reshape(120, 160, 4), cv2.COLOR_RGBA2BGRA))
+    cv2.imwrite(str(tmp_path / "mask.png"), np.full((120, 160), 255, np.uint8))
+    np.testing.assert_allclose(read_flow(tmp_path / "flow.png", tmp_path / "mask.png"), np.load(tmp_path / "flow.npy"))
+    (tmp_path / "pairs.txt").write_text("# image1 image2 flow [mask]\na.png b.png flow.npy\na.png b.png flow.png mask.png\n")
+    dataset = FlowPairs(tmp_path, DataConfig(crop_size=64, min_source_side=96, max_source_side=128))
+    for g in range(2):
+        item = dataset[g]
+        assert item["image1"].shape == (64, 64, 3) and np.isfinite(item["aflow"]).any()
+    (tmp_path / "pairs.txt").write_text("a.png b.png\n")
+    with pytest.raises(ValueError, match="image1 image2 flow"):
+        FlowPairs(tmp_path, DataConfig(crop_size=64, min_source_side=96, max_source_side=128))
+
+
+def test_unknown_config_keys_are_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown setting"):
+        load_config(None, ["run.stepz=3"])
+    with pytest.raises(ValueError, match="amp"):
+        load_config(None, ["run.amp=fp8"])
+    assert load_config(REPO / "config" / "train_default.yaml").optim.lr == 1e-4
