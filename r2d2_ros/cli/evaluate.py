@@ -1,0 +1,105 @@
+"""r2d2-eval: HPatches-protocol benchmark and visual-odometry check, for R2D2 checkpoints and baselines.
+
+    r2d2-eval --hpatches ../shared/data/eval/oxford --vo ../shared/data/sequences/kitti_seq1_left
+
+Methods: sift, rootsift, orb, akaze, "default" (the bundled model), or checkpoint paths
+(optionally name=path). Without --methods: the baselines, the bundled model and the official
+checkpoints found in ../shared/reference/models. Features are cached under --cache, so a rerun
+only scores. Writes results.json, results.md and mma.png into --output.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..device import resolve_device
+from ..evaluation.cache import FeatureCache
+from ..evaluation.hpatches import DatasetError, load_hpatches
+from ..evaluation.methods import BASELINES, Method, make_method
+from ..evaluation.protocol import evaluate_hpatches, summarise
+from ..evaluation.report import markdown_table, plot_mma, write_json
+from ..evaluation.vo import evaluate_vo
+from ..model import CheckpointError
+from ..sequences import load_sequence
+from ..weights import DEFAULT_MODEL
+from .common import add_extraction_arguments, extraction_config
+
+__all__ = ["main", "default_methods"]
+
+log = logging.getLogger("r2d2-eval")
+OFFICIAL = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "models"
+
+
+def default_methods() -> list[str]:
+    """Baselines, the bundled model, and the official R2D2 checkpoints when ../shared has them."""
+    methods = [*BASELINES]
+    if DEFAULT_MODEL.is_file():
+        methods.append(f"r2d2_ros_default={DEFAULT_MODEL}")
+    methods += [f"{name}={OFFICIAL / f'{name}.pt'}" for name in ("r2d2_WAF_N16", "r2d2_WASF_N16")
+                if (OFFICIAL / f"{name}.pt").is_file()]
+    return methods
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="r2d2-eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hpatches", type=Path, help="folder in HPatches layout")
+    parser.add_argument("--vo", type=Path, help="KITTI-layout sequence (image/, calib.txt, poses.txt)")
+    parser.add_argument("--methods", nargs="+", help="default: " + ", ".join(BASELINES) + ", bundled and official R2D2")
+    parser.add_argument("--output", type=Path, default=Path("outputs/eval"))
+    parser.add_argument("--cache", type=Path, default=Path(".cache/features"))
+    parser.add_argument("--max-sequences", type=int, help="evaluate only the first N sequences")
+    parser.add_argument("--device", default="auto")
+    add_extraction_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.hpatches is None and args.vo is None:
+        parser.error("give --hpatches and/or --vo")
+    try:
+        config = extraction_config(args)
+        device = resolve_device(args.device)
+        sequences = load_hpatches(args.hpatches, args.max_sequences) if args.hpatches else []
+        vo_sequence = load_sequence(args.vo) if args.vo else None
+        specs = [f"r2d2_ros_default={DEFAULT_MODEL}" if m == "default" else m for m in (args.methods or default_methods())]
+        methods: list[Method] = [make_method(spec, config, device) for spec in specs]
+    except (DatasetError, ValueError, CheckpointError) as error:
+        parser.error(str(error))
+    cache = FeatureCache(args.cache)
+    images = len(sequences) * 6 + (len(vo_sequence.poses) if vo_sequence is not None else 0)
+    progress = tqdm(total=images * len(methods), desc="r2d2-eval", unit="image", disable=None)
+    hpatches, vo, pairs = {}, {}, {}
+    start = time.monotonic()
+    for method in methods:
+        progress.set_postfix(method=method.name)
+        if sequences:
+            results = evaluate_hpatches(sequences, method, cache, lambda: progress.update(1))
+            hpatches[method.name], pairs[method.name] = summarise(results), [asdict(r) for r in results]
+        if vo_sequence is not None:
+            vo[method.name] = evaluate_vo(vo_sequence, method, cache, lambda: progress.update(1))
+    progress.close()
+    settings = {"extraction": asdict(config), "methods": {m.name: m.key for m in methods},
+                "hpatches": str(args.hpatches) if args.hpatches else None, "vo": str(args.vo) if args.vo else None}
+    write_json(args.output / "results.json", {"settings": settings, "hpatches": hpatches, "vo": vo, "pairs": pairs})
+    table = markdown_table(hpatches, vo)
+    (args.output / "results.md").write_text(table)
+    if hpatches:
+        plot_mma(args.output / "mma.png", hpatches)
+    print(table)
+    log.info("%.0f s; features cached: %d reused, %d extracted; results in %s", time.monotonic() - start,
+             cache.hits, cache.misses, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

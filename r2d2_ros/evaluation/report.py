@@ -1,0 +1,64 @@
+"""Writing evaluation results: JSON (with the settings), a Markdown table and MMA plots."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["write_json", "markdown_table", "plot_mma"]
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def markdown_table(hpatches: dict[str, dict[str, Any]], vo: dict[str, dict[str, Any]]) -> str:
+    """One row per method: MMA@1/3/5/10 overall and per category, features, matches, homography, VO."""
+    categories = sorted({c for summary in hpatches.values() for c in summary if c != "overall"})
+    lines = []
+    if hpatches:
+        header = ["method", "MMA@1", "MMA@3", "MMA@5", "MMA@10", *[f"MMA@3 {c}" for c in categories],
+                  "features", "matches", "repeatability@3", "H acc @1/3/5 px"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for method, summary in hpatches.items():
+            overall = summary["overall"]
+            mma = overall["mma"]
+            accuracy = "/".join(f"{v:.2f}" for v in overall["homography_accuracy"].values())
+            row = [method, *(f"{mma[t - 1]:.3f}" for t in (1, 3, 5, 10)),
+                   *(f"{summary[c]['mma'][2]:.3f}" for c in categories),
+                   f"{overall['features']:.0f}", f"{overall['matches']:.0f}", f"{overall['repeatability']:.3f}", accuracy]
+            lines.append("| " + " | ".join(row) + " |")
+    if vo:
+        lines += ["", "| method | rotation error median (deg) | translation direction error median (deg) | "
+                      "inliers median | features |", "|---|---|---|---|---|"]
+        for method, result in vo.items():
+            lines.append(f"| {method} | {result['rotation_error_median_deg']:.3f} | "
+                         f"{result['translation_error_median_deg']:.2f} | {result['inliers_median']:.0f} | "
+                         f"{result['features_mean']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_mma(path: Path, hpatches: dict[str, dict[str, Any]]) -> None:
+    """MMA against the pixel threshold, one panel per category plus overall (as in D2-Net/R2D2)."""
+    panels = ["overall", *sorted({c for s in hpatches.values() for c in s if c != "overall"})]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
+    for axis, panel in zip(axes[0], panels):
+        for method, summary in hpatches.items():
+            if panel in summary:
+                axis.plot(summary[panel]["thresholds"], summary[panel]["mma"], marker="o", markersize=3, label=method)
+        axis.set_title(panel)
+        axis.set_xlabel("threshold (px)")
+        axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel("MMA")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

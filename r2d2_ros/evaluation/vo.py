@@ -1,0 +1,78 @@
+"""Visual-odometry check: relative poses of consecutive frames from matched features vs ground truth."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from ..sequences import Sequence
+from .cache import FeatureCache
+from .methods import Method
+from .metrics import mutual_nearest_neighbours
+
+__all__ = ["relative_pose_errors", "evaluate_vo"]
+
+
+def _angle_deg(cosine: float) -> float:
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+
+
+def relative_pose_errors(rotation: np.ndarray, translation: np.ndarray, pose1: np.ndarray, pose2: np.ndarray
+                         ) -> tuple[float, float]:
+    """Rotation error and translation-direction error (degrees) of an estimated relative pose.
+
+    Args:
+        rotation, translation: maps points from camera 1 to camera 2 (x2 = R x1 + t), as
+            ``cv2.recoverPose`` returns them; t is known up to scale.
+        pose1, pose2: (3, 4) camera-to-world poses of the two frames (KITTI convention).
+    """
+    def homogeneous(pose: np.ndarray) -> np.ndarray:
+        return np.vstack([pose, [0, 0, 0, 1]])
+
+    truth = np.linalg.inv(homogeneous(pose2)) @ homogeneous(pose1)  # camera 1 -> camera 2
+    rotation_error = _angle_deg((np.trace(rotation.T @ truth[:3, :3]) - 1) / 2)
+    t_true, t_est = truth[:3, 3], np.ravel(translation)
+    denominator = np.linalg.norm(t_true) * np.linalg.norm(t_est)
+    translation_error = _angle_deg(float(t_true @ t_est) / denominator) if denominator > 0 else 180.0
+    return rotation_error, translation_error
+
+
+_FAILED = (180.0, 180.0, 0)  # what a pair that yields no pose counts as
+
+
+def _relative_pose(first, second, camera: np.ndarray, pose1: np.ndarray, pose2: np.ndarray
+                   ) -> tuple[float, float, int]:
+    """(rotation error, translation-direction error, inliers) of one frame pair."""
+    matches = mutual_nearest_neighbours(first.descriptors, second.descriptors).numpy()
+    if len(matches) < 8:
+        return _FAILED
+    points1 = first.keypoints.numpy()[matches[:, 0], :2].astype(np.float64)
+    points2 = second.keypoints.numpy()[matches[:, 1], :2].astype(np.float64)
+    essential, mask = cv2.findEssentialMat(points1, points2, camera, cv2.RANSAC, 0.999, 1.0)
+    if essential is None or essential.shape != (3, 3):
+        return _FAILED
+    count, rotation, translation, _ = cv2.recoverPose(essential, points1, points2, camera, mask=mask)
+    return (*relative_pose_errors(rotation, translation, pose1, pose2), int(count))
+
+
+def evaluate_vo(sequence: Sequence, method: Method, cache: FeatureCache, progress: Callable[[], None] = lambda: None
+                ) -> dict[str, float]:
+    """Median rotation and translation-direction errors and inlier counts over consecutive frames."""
+    if sequence.poses is None or sequence.calibration is None:
+        raise ValueError(f"{sequence.name}: the VO check needs ground-truth poses and a calibration")
+    camera = sequence.calibration.K
+    features = []
+    for frame in sequence.frames[: len(sequence.poses)]:
+        features.append(cache.features(method, frame))
+        progress()
+    results = [_relative_pose(features[i], features[i + 1], camera, sequence.poses[i], sequence.poses[i + 1])
+               for i in range(len(features) - 1)]
+    rotation_errors, translation_errors, inliers = (list(column) for column in zip(*results))
+    return {
+        "pairs": len(rotation_errors),
+        "rotation_error_median_deg": round(float(np.median(rotation_errors)), 3),
+        "translation_error_median_deg": round(float(np.median(translation_errors)), 3),
+        "inliers_median": float(np.median(inliers)),
+        "features_mean": round(float(np.mean([len(f) for f in features])), 1),
+    }

@@ -1,0 +1,89 @@
+"""r2d2-eval end to end on a small synthetic HPatches folder; malformed folders give clear errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from r2d2_ros.cli.evaluate import main
+from r2d2_ros.evaluation.hpatches import DatasetError, load_hpatches
+from r2d2_ros.evaluation.methods import OpenCVMethod, R2D2Method
+from r2d2_ros.model import save_checkpoint
+from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
+
+
+def _textured(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = cv2.resize(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8), (160, 120), interpolation=cv2.INTER_CUBIC)
+    for _ in range(30):
+        cv2.circle(image, tuple(int(v) for v in rng.integers(0, [160, 120])), int(rng.integers(3, 12)),
+                   tuple(int(v) for v in rng.integers(0, 256, 3)), -1)
+    return image
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    root = tmp_path / "hpatches"
+    for name, seed in (("v_synthetic", 0), ("i_synthetic", 1), ("b_blurred", 2)):
+        folder = root / name
+        folder.mkdir(parents=True)
+        image = _textured(seed)
+        cv2.imwrite(str(folder / "1.png"), image)
+        for k in range(2, 7):
+            homography = np.array([[1 + 0.02 * k, 0.01 * k, 2.0 * k], [-0.01 * k, 1, k], [0, 0, 1]]) \
+                if name.startswith("v") else np.eye(3)
+            warped = cv2.warpPerspective(image, homography, (160, 120))
+            if name.startswith("i"):
+                warped = np.clip(warped * (1 - 0.08 * k), 0, 255).astype(np.uint8)
+            np.savetxt(folder / f"H_1_{k}", homography)
+            cv2.imwrite(str(folder / f"{k}.png"), warped)
+    return root
+
+
+def test_end_to_end_with_cache(dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "random.pt"
+    save_checkpoint(checkpoint, Quad_L2Net_ConfCFS())
+    args = ["--hpatches", str(dataset), "--methods", "sift", "orb", f"random={checkpoint}", "--output",
+            str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--device", "cpu", "--min-size", "0",
+            "--top-k", "300"]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert set(results["hpatches"]) == {"sift", "orb", "random"}
+    assert set(results["hpatches"]["sift"]) == {"overall", "viewpoint", "illumination", "b"}
+    assert results["hpatches"]["sift"]["overall"]["pairs"] == 15
+    assert results["hpatches"]["sift"]["illumination"]["mma"][2] > 0.9  # identity homography, only darker
+    assert (tmp_path / "out" / "mma.png").stat().st_size > 0
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| sift |" in table and "MMA@3 viewpoint" in table
+
+
+    def no_extraction(*_args: object) -> None:
+        raise AssertionError("a rerun must take every feature from the cache")
+
+    monkeypatch.setattr(OpenCVMethod, "extract", no_extraction)
+    monkeypatch.setattr(R2D2Method, "extract", no_extraction)
+    assert main(args) == 0
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["hpatches"] == results["hpatches"]
+
+
+def test_missing_image_and_bad_homography(dataset: Path) -> None:
+    (dataset / "v_synthetic" / "4.png").unlink()
+    with pytest.raises(DatasetError, match=r"v_synthetic: image 4 is missing"):
+        load_hpatches(dataset)
+    (dataset / "v_synthetic" / "4.png").write_bytes(b"")
+    (dataset / "i_synthetic" / "H_1_3").write_text("1 2\n3 x\n")
+    with pytest.raises(DatasetError, match=r"i_synthetic/H_1_3: not a 3x3 matrix"):
+        load_hpatches(dataset)
+
+
+def test_cli_reports_malformed_folders_as_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--hpatches", str(tmp_path), "--methods", "sift"])
+    assert exit_info.value.code == 2 and "no sequence folders" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--hpatches", str(tmp_path), "--methods", "surf"])
