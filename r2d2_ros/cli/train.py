@@ -2,6 +2,7 @@
 
     r2d2-train --config config/train_default.yaml run.steps=1000 run.device=cuda
     r2d2-train --config config/train_default.yaml --resume        # continue runs/<output>/last.pt
+    r2d2-train --export runs/r2d2_default/best.pt model.pt        # weights + config only, for shipping
 """
 from __future__ import annotations
 
@@ -9,12 +10,23 @@ import argparse
 import logging
 import sys
 
+from pathlib import Path
+
 import yaml
 
+from ..model import CheckpointError, load_checkpoint, save_checkpoint
 from ..training import Trainer, load_config
 from ..training.config import config_to_dict
 
-__all__ = ["main"]
+__all__ = ["main", "export_model"]
+
+
+def export_model(checkpoint: Path, output: Path) -> None:
+    """Copies a training checkpoint without its optimizer state (what the package ships)."""
+    content = load_checkpoint(checkpoint)
+    model = content.arch.build()
+    model.load_state_dict(content.state_dict)
+    save_checkpoint(output, model, config=content.config, meta={**content.meta, "exported_from": checkpoint.name})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="YAML file (sections: model, data, loss, optim, run)")
     parser.add_argument("--resume", action="store_true", help="continue from <run.output>/last.pt")
     parser.add_argument("--print-config", action="store_true", help="print the merged configuration and exit")
+    parser.add_argument("--export", nargs=2, metavar=("CHECKPOINT", "OUTPUT"),
+                        help="write a checkpoint's weights, config and metadata without the optimizer state")
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. run.steps=200 data.crop_size=128")
     args = parser.parse_args(argv)
+    if args.export:
+        try:
+            export_model(*map(Path, args.export))
+        except (ValueError, CheckpointError) as error:
+            parser.error(str(error))
+        return 0
     try:
         config = load_config(args.config, args.overrides)
         if args.print_config:

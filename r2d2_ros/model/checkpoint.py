@@ -214,6 +214,7 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, 0o644)  # mkstemp makes owner-only files; checkpoints are meant to be shared
         with os.fdopen(handle, "wb") as stream:
             torch.save(content, stream)
             stream.flush()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..features import Features
 
@@ -31,21 +32,25 @@ class EncodedDescriptors:
     offset: float
 
 
-def encode_descriptors(descriptors: np.ndarray, encoding: int) -> EncodedDescriptors:
+def encode_descriptors(descriptors: torch.Tensor | np.ndarray, encoding: int) -> EncodedDescriptors:
     """Encodes (N, D) descriptors as little-endian float32, float16, or uint8 with a per-message scale.
 
+    The conversion runs where the tensor lives (the GPU, for the node), before the copy to host.
     uint8 maps [-m, m] (m = largest magnitude in the message) linearly onto 0..255:
     value = scale * q + offset.
     """
     if encoding not in _DTYPES:
         raise ValueError(f"unknown descriptor encoding {encoding}; use one of {sorted(_DTYPES)}")
+    values = torch.as_tensor(descriptors)
     if encoding != DESCRIPTOR_ENCODINGS["uint8"]:
-        values = np.ascontiguousarray(descriptors, dtype=_DTYPES[encoding])
-        return EncodedDescriptors(values.reshape(-1).view(np.uint8), encoding, 1.0, 0.0)
-    magnitude = max(float(np.abs(descriptors).max(initial=0.0)), 1e-6)
+        cast = values.half() if encoding == DESCRIPTOR_ENCODINGS["float16"] else values.float()
+        host = cast.cpu().numpy().astype(_DTYPES[encoding], copy=False)  # byte order: a no-op on x86 and ARM
+        return EncodedDescriptors(host.reshape(-1).view(np.uint8), encoding, 1.0, 0.0)
+    values = values.float()
+    magnitude = max(float(values.abs().max()) if values.numel() else 0.0, 1e-6)
     scale = 2.0 * magnitude / 255.0
-    quantised = np.clip(np.rint((descriptors + magnitude) / scale), 0, 255).astype(np.uint8)
-    return EncodedDescriptors(quantised.reshape(-1), encoding, scale, -magnitude)
+    quantised = ((values + magnitude) / scale).round_().clamp_(0, 255).to(torch.uint8)
+    return EncodedDescriptors(quantised.cpu().numpy().reshape(-1), encoding, scale, -magnitude)
 
 
 def decode_descriptors(data: Any, count: int, dim: int, encoding: int, scale: float, offset: float) -> np.ndarray:
@@ -74,16 +79,15 @@ def _float_array(values: np.ndarray) -> array.array:
 
 def features_to_message(features: Features, message: Any, model_name: str, encoding: int) -> Any:
     """Fills a Keypoints message (its header is left to the caller) from features, best first."""
-    arrays = features.numpy()
-    keypoints = arrays["keypoints"]
-    encoded = encode_descriptors(arrays["descriptors"], encoding)
+    keypoints = features.keypoints.float().cpu().numpy()
+    encoded = encode_descriptors(features.descriptors, encoding)
     message.image_width, message.image_height = (int(v) for v in features.image_size)
     message.count = len(keypoints)
     message.x = _float_array(keypoints[:, 0])
     message.y = _float_array(keypoints[:, 1])
     message.scale = _float_array(keypoints[:, 2])
-    message.score = _float_array(arrays["scores"])
-    message.descriptor_dim = int(arrays["descriptors"].shape[1])
+    message.score = _float_array(features.scores.float().cpu().numpy())
+    message.descriptor_dim = int(features.descriptors.shape[1])
     message.descriptor_encoding = encoded.encoding
     message.descriptor_scale = encoded.scale
     message.descriptor_offset = encoded.offset
