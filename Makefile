@@ -14,4 +14,5 @@ test: setup
 	@$(IN_ENV) python -m pytest test
 
 bench: setup
-	@$(IN_ENV) python benchmarks/extraction.py && python benchmarks/messages.py
+	@$(IN_ENV) python benchmarks/extraction.py && python benchmarks/messages.py && \
+		python benchmarks/node_latency.py && python benchmarks/training.py

@@ -14,14 +14,21 @@ torch_spec=${TORCH_SPEC:-torch==2.13.0}
 venv=$repo/.venv
 ws=$repo/.ws
 
+pip_install() {
+  # Some machines' pip configuration names local index folders that do not exist; pip warns about
+  # each on every lookup. Drop those lines only; pip's errors and exit status pass through.
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" 2>&1 | { grep -v '^WARNING: Location ' || true; }
+  return "${PIPESTATUS[0]}"
+}
+
 deps_wanted=$( { cat requirements.txt; echo "$torch_spec"; } | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$venv/.r2d2_deps" 2>/dev/null)" != "$deps_wanted" ]; then
   echo "setup: installing Python packages into .venv (torch: $torch_spec)"
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  pip_install --upgrade pip
   # shellcheck disable=SC2086  # TORCH_SPEC may carry pip options
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check $torch_spec
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
+  pip_install $torch_spec
+  pip_install -r requirements.txt
   "$venv/bin/python" tools/fix_ros_cmake.py
   echo "$deps_wanted" > "$venv/.r2d2_deps"
 fi

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .nets import ARCHITECTURES, R2D2Net
+from .nets import ARCHITECTURES, ArchSpec, R2D2Net
 
 __all__ = ["ArchSpec", "CheckpointError", "parse_arch", "load_checkpoint", "load_model", "save_checkpoint"]
 
@@ -48,23 +48,6 @@ class CheckpointError(ValueError):
         super().__init__(f"{path}: {problem}")
         self.path = str(path)
         self.problem = problem
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """An architecture as data: a registered constructor name and its keyword arguments."""
-
-    name: str
-    kwargs: dict[str, int] = field(default_factory=dict)
-
-    def build(self) -> R2D2Net:
-        """Instantiates the network (random weights)."""
-        return ARCHITECTURES[self.name](**self.kwargs)
-
-    def to_string(self) -> str:
-        """The original checkpoint's constructor string, e.g. ``Quad_L2Net_ConfCFS(mchan=6)``."""
-        args = ", ".join(f"{key}={value!r}" for key, value in self.kwargs.items())
-        return f"{self.name}({args})"
 
 
 def parse_arch(expression: str) -> ArchSpec:

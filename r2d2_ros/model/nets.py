@@ -13,7 +13,7 @@ The trunk is a flat ``ops`` list whose indices match the original checkpoints'
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from torch import nn
 
 __all__ = [
     "ARCHITECTURES",
+    "ArchSpec",
     "Fast_Quad_L2Net_ConfCFS",
     "Quad_L2Net_ConfCFS",
     "R2D2Net",
@@ -156,12 +157,27 @@ def _build_ops(specs: list[LayerSpec], in_channels: int = 3) -> list[nn.Module]:
     return ops
 
 
+@dataclass(frozen=True)
+class ArchSpec:
+    """An architecture as data: a registered constructor name and its keyword arguments."""
+
+    name: str
+    kwargs: dict[str, int] = field(default_factory=dict)
+
+    def build(self) -> R2D2Net:
+        """Instantiates the network (random weights)."""
+        return ARCHITECTURES[self.name](**self.kwargs)
+
+    def to_string(self) -> str:
+        """The original checkpoint's constructor string, e.g. ``Quad_L2Net_ConfCFS(mchan=6)``."""
+        args = ", ".join(f"{key}={value!r}" for key, value in self.kwargs.items())
+        return f"{self.name}({args})"
+
+
 def _format_arch(name: str, mchan: int, dim: int) -> str:
     """The constructor string that checkpoints store, omitting default arguments."""
-    kwargs = {"mchan": mchan, "dim": dim}
-    defaults = {"mchan": 4, "dim": 128}
-    args = ", ".join(f"{key}={value!r}" for key, value in kwargs.items() if value != defaults[key])
-    return f"{name}({args})"
+    kwargs = {key: value for key, value, default in (("mchan", mchan, 4), ("dim", dim, 128)) if value != default}
+    return ArchSpec(name, kwargs).to_string()
 
 
 def Quad_L2Net_ConfCFS(mchan: int = 4, dim: int = 128) -> R2D2Net:  # noqa: N802 (checkpoint name)

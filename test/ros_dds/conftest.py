@@ -52,8 +52,10 @@ def spin_until(node: Node, condition: Callable[[], Any], timeout_s: float) -> bo
 class NodeProcess:
     """An r2d2_node in a subprocess, with its log kept for assertions."""
 
-    def __init__(self, parameters: dict[str, Any], name: str = "r2d2_node") -> None:
+    def __init__(self, parameters: dict[str, Any], name: str = "r2d2_node", namespace: str = "") -> None:
         args = [sys.executable, "-m", "r2d2_ros.ros.node", "--ros-args", "-r", f"__node:={name}"]
+        if namespace:
+            args += ["-r", f"__ns:=/{namespace}"]
         for key, value in parameters.items():
             args += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}_{os.getpid()}_{time.monotonic_ns()}.log"

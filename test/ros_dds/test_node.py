@@ -74,14 +74,36 @@ class Client:
             node.create_subscription(Image, f"{prefix}{topic}", store.append, QoSProfile(depth=10))
         node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, QoSProfile(depth=10))
 
-    def send(self, message: Image | CompressedImage, timeout_s: float = 20.0) -> Keypoints | None:
-        """Publishes one frame and waits for the keypoints stamped like it (None if none come)."""
-        before = len(self.keypoints)
+    def _publish(self, message: Image | CompressedImage) -> None:
         (self.compressed_pub if isinstance(message, CompressedImage) else self.image_pub).publish(message)
+
+    def send(self, message: Image | CompressedImage, timeout_s: float = 30.0) -> Keypoints | None:
+        """Publishes a frame until the keypoints stamped like it come back (None after the timeout).
+
+        The input is best effort (sensor-data QoS), so a frame sent while discovery is still
+        settling can be lost: it is sent again every few seconds.
+        """
+        before = len(self.keypoints)
         stamp = message.header.stamp.sec
-        found = spin_until(self.node, lambda: any(k.header.stamp.sec == stamp for k in self.keypoints[before:]),
-                           timeout_s)
-        return next(k for k in self.keypoints[before:] if k.header.stamp.sec == stamp) if found else None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._publish(message)
+            if spin_until(self.node, lambda: any(k.header.stamp.sec == stamp for k in self.keypoints[before:]),
+                          min(3.0, max(0.0, deadline - time.monotonic()))):
+                return next(k for k in self.keypoints[before:] if k.header.stamp.sec == stamp)
+        return None
+
+    def send_bad(self, message: Image | CompressedImage, node_name: str, cause: str) -> None:
+        """Publishes an invalid frame until the node counts it as dropped for ``cause``; no keypoints may come."""
+        before_count = self.dropped(node_name).get(cause, 0)
+        before = len(self.keypoints)
+        deadline = time.monotonic() + 30
+        while self.dropped(node_name).get(cause, 0) <= before_count:
+            assert time.monotonic() < deadline, f"the node never counted a '{cause}' drop"
+            self._publish(message)
+            spin_until(self.node, lambda: False, 1.0)
+        stamp = message.header.stamp.sec
+        assert not any(k.header.stamp.sec == stamp for k in self.keypoints[before:]), "keypoints for a bad frame"
 
     def dropped(self, node_name: str) -> dict[str, int]:
         """The node's latest dropped_* counters from /diagnostics."""
@@ -187,9 +209,7 @@ class TestBadInput:
         ],
     )
     def test_dropped_counted_and_node_keeps_serving(self, client: Client, message: Image, cause: str) -> None:
-        before = client.dropped("r2d2_node").get(cause, 0)
-        assert client.send(message, timeout_s=2.0) is None
-        assert client.dropped("r2d2_node").get(cause, 0) == before + 1
+        client.send_bad(message, "r2d2_node", cause)
         assert client.send(_image("mono8", GREY, stamp=message.header.stamp.sec + 50)) is not None
 
 
@@ -253,10 +273,10 @@ def test_overload_keeps_latency_bounded_and_memory_flat(node_process: NodeProces
 
 def test_compressed_input_and_broken_jpeg(random_checkpoint: Path, test_node: Node) -> None:
     node = NodeProcess({**FAST_PARAMETERS, "model": random_checkpoint, "use_compressed": True,
-                        "diagnostics_period": 0.2}, name="r2d2_compressed")
+                        "diagnostics_period": 0.2}, name="r2d2_compressed", namespace="compressed")
     try:
         node.wait_ready()
-        client = Client(test_node)
+        client = Client(test_node, prefix="compressed/")
         assert spin_until(test_node, lambda: client.compressed_pub.get_subscription_count() > 0, 20)
         ok, jpeg = cv2.imencode(".jpg", GREY)
         good = CompressedImage(format="jpeg", data=jpeg.tobytes())
@@ -264,8 +284,7 @@ def test_compressed_input_and_broken_jpeg(random_checkpoint: Path, test_node: No
         assert client.send(good) is not None
         broken = CompressedImage(format="jpeg", data=jpeg.tobytes()[:50])
         broken.header.stamp.sec = 601
-        assert client.send(broken, timeout_s=2.0) is None
-        assert client.dropped("r2d2_compressed").get("decode", 0) == 1
+        client.send_bad(broken, "r2d2_compressed", "decode")
         good.header.stamp.sec = 602
         assert client.send(good) is not None
     finally:
@@ -290,3 +309,21 @@ def test_bad_start_up_is_one_clear_error_and_nonzero_exit(random_checkpoint: Pat
     process.stop()
     assert code != 0 and message in log, log
     assert "Traceback" not in log and log.count("cannot start") == 1, log
+
+
+def test_starts_on_the_bundled_model_without_parameters(test_node: Node) -> None:
+    from r2d2_ros.weights import DEFAULT_MODEL
+
+    if not DEFAULT_MODEL.is_file():
+        pytest.fail(f"the bundled default model {DEFAULT_MODEL} is missing")
+    parameters = {key: value for key, value in FAST_PARAMETERS.items() if key != "top_k"}
+    node = NodeProcess(parameters, name="r2d2_default", namespace="default_model")
+    try:
+        node.wait_ready()
+        assert "model r2d2_ros_default" in node.log()
+        client = Client(test_node, prefix="default_model/")
+        assert spin_until(test_node, lambda: client.image_pub.get_subscription_count() > 0, 20)
+        keypoints = client.send(_image("mono8", GREY, stamp=700))
+        assert keypoints is not None and keypoints.model_name == "r2d2_ros_default" and keypoints.count > 0
+    finally:
+        assert node.stop() == 0, node.log()
