@@ -54,6 +54,13 @@ class StepRange(Sampler[int]):
         return self.last - self.first
 
 
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """Data workers leave SIGINT/SIGTERM (e.g. Ctrl-C to the process group) to the main process,
+    which finishes its step, saves a checkpoint and then shuts the workers down itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class _MixedPairs(torch.utils.data.Dataset):
     """Alternates synthetic pairs and real flow pairs (when the config names flow folders)."""
 
@@ -126,7 +133,7 @@ class Trainer:
         run = self.config.run
         return DataLoader(self.dataset, batch_size=run.batch_size, sampler=StepRange(first_step, run.steps, run.batch_size),
                           num_workers=run.workers, collate_fn=collate_pairs, pin_memory=self.device.type == "cuda",
-                          persistent_workers=False)
+                          worker_init_fn=_ignore_stop_signals)
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float() / 255

@@ -93,14 +93,17 @@ def test_kill_leaves_a_loadable_checkpoint_and_resume_goes_on(photos: Path, tmp_
     assert load_checkpoint(tmp_path / "last.pt").extra["step"] == step + 1
 
 
-def test_sigterm_saves_a_checkpoint_before_exiting(photos: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_stop_signal_saves_a_checkpoint_before_exiting(photos: Path, tmp_path: Path, signum: int) -> None:
+    """SIGTERM to the trainer, or Ctrl-C (SIGINT to the whole process group, data worker included)."""
     args = [sys.executable, "-m", "r2d2_ros.cli.train", f"images=[{photos}]", f"run.output={tmp_path}", *TINY,
-            "run.steps=1000", "run.val_every=1000", "run.checkpoint_every=1000"]
-    process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            "run.steps=1000", "run.val_every=1000", "run.checkpoint_every=1000", "run.workers=1"]
+    process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     deadline = time.monotonic() + 120
     while not (tmp_path / "metrics.csv").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signum)
     _, errors = process.communicate(timeout=60)
     assert process.returncode == 0, errors
     step = load_checkpoint(tmp_path / "last.pt").extra["step"]
