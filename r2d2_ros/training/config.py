@@ -23,6 +23,9 @@ __all__ = ["ModelConfig", "OptimConfig", "RunConfig", "TrainConfig", "load_confi
 class ModelConfig:
     arch: str = "Quad_L2Net_ConfCFS()"  # architecture string, as in checkpoints
     init: str = ""  # checkpoint to start from (fine-tuning); empty = random initialisation
+    # With init: start the reliability head from zero (reliability 0.5 everywhere). For a network
+    # whose reliability saturated near 0, where its gradient vanishes.
+    reset_reliability: bool = False
 
 
 @dataclass(frozen=True)

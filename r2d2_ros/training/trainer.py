@@ -94,6 +94,9 @@ class Trainer:
         torch.manual_seed(run.seed)
         self.model = load_model(config.model.init, self.device) if config.model.init else \
             parse_arch(config.model.arch).build().to(self.device)
+        if config.model.reset_reliability:
+            torch.nn.init.zeros_(self.model.clf.weight)
+            torch.nn.init.zeros_(self.model.clf.bias)
         if run.channels_last and self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.optim.lr,

@@ -181,3 +181,13 @@ def test_unknown_config_keys_are_rejected() -> None:
     with pytest.raises(ValueError, match="amp"):
         load_config(None, ["run.amp=fp8"])
     assert load_config(REPO / "config" / "train_default.yaml").optim.lr == 1e-4
+
+
+def test_init_from_a_checkpoint_with_a_fresh_reliability_head(photos: Path, tmp_path: Path) -> None:
+    first = Trainer(_config(photos, tmp_path / "first", "run.steps=1", "run.val_every=100"))
+    first.fit()
+    second = Trainer(_config(photos, tmp_path / "second", "run.steps=1", f"model.init={tmp_path / 'first' / 'last.pt'}",
+                             "model.reset_reliability=true"))
+    assert torch.equal(second.model.ops[0].weight, first.model.ops[0].weight)
+    assert not second.model.clf.weight.any() and not second.model.clf.bias.any()
+    assert second.step == 0
