@@ -200,9 +200,9 @@ class R2D2Node(Node):
                     picture = colorize_heatmap(heatmap.float().cpu().numpy(), values["heatmap_colormap"])
                     publisher.publish(_image_message(picture, header))
         if self._overlay_pub.get_subscription_count():
-            shown = features.numpy()
-            limit = values["overlay_max_keypoints"]
-            overlay = draw_keypoints(image, shown["keypoints"][:limit], shown["scores"][:limit])
+            limit = values["overlay_max_keypoints"]  # best first: download only what is drawn
+            keypoints = features.keypoints[:limit].float().cpu().numpy()
+            overlay = draw_keypoints(image, keypoints, features.scores[:limit].float().cpu().numpy())
             self._overlay_pub.publish(_image_message(overlay, header))
 
     # --- diagnostics and shutdown --------------------------------------------------------------
