@@ -6,6 +6,7 @@ until the final top-k; only the selected keypoints are copied back by the caller
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -15,11 +16,13 @@ import torch.nn.functional as F
 
 from ..features import DenseMaps, Features
 from ..model.nets import R2D2Net, normalize_descriptors
+from ..utils import check_shape
 from .config import ExtractionConfig
 from .nms import nms_mask, top_k_indices
 from .timing import StageTimer
 
-__all__ = ["PyramidLevel", "image_to_tensor", "pyramid_levels", "extract_multiscale", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["PyramidLevel", "image_to_tensor", "pyramid_levels", "pyramid_images", "extract_multiscale",
+           "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -98,6 +101,27 @@ def pyramid_levels(height: int, width: int, config: ExtractionConfig) -> list[Py
     return levels
 
 
+def pyramid_images(
+    image: torch.Tensor, config: ExtractionConfig, timer: StageTimer | None = None
+) -> Iterator[tuple[PyramidLevel, torch.Tensor]]:
+    """The used levels of :func:`pyramid_levels` with their images, largest first.
+
+    Args:
+        image: (1, 3, H, W) normalised input.
+
+    Yields:
+        Each used level and its (1, 3, h, w) image, resized (bilinear, no antialiasing) from the
+        previous level's image, not from the input, as the original does.
+    """
+    check_shape(image, "1 3 H W")
+    for level in pyramid_levels(image.shape[-2], image.shape[-1], config):
+        if image.shape[-2:] != (level.height, level.width):
+            with _stage(timer, "resize"):
+                image = F.interpolate(image, (level.height, level.width), mode="bilinear", align_corners=False)
+        if level.used:
+            yield level, image
+
+
 @dataclass
 class _LevelDetections:
     """Detections of one pyramid level, on the device, in row-major order."""
@@ -164,14 +188,8 @@ def extract_multiscale(
     height, width = tensor.shape[-2:]
     keypoints, raw_descriptors, scores = [], [], []
     maps: DenseMaps | None = None
-    for level in pyramid_levels(height, width, config):
-        if tensor.shape[-2:] != (level.height, level.width):
-            # The original resizes each level from the previous one, not from the input.
-            with _stage(timer, "resize"):
-                tensor = F.interpolate(tensor, (level.height, level.width), mode="bilinear", align_corners=False)
-        if not level.used:
-            continue
-        found = _detect_level(model, tensor, config, timer)
+    for level, level_image in pyramid_images(tensor, config, timer):
+        found = _detect_level(model, level_image, config, timer)
         level_scale = torch.full_like(found.scores, _PATCH_DIAMETER / level.scale)
         x = found.xs * (width / level.width)
         y = found.ys * (height / level.height)

@@ -10,6 +10,8 @@ import torch
 from r2d2_ros import ExtractionConfig, extract_multiscale, load_model, prepare_for_inference
 from r2d2_ros.image_io import read_rgb
 
+from ..parity import MAX_TIED_SHARE, assert_matched_features_agree, assert_same_detections, match_keypoints, pyramid_maps
+
 pytestmark = pytest.mark.slow
 
 
@@ -18,33 +20,17 @@ def model(reference: Path) -> torch.nn.Module:
     return prepare_for_inference(load_model(reference / "models" / "r2d2_WASF_N16.pt"))
 
 
-def match_keypoints(expected: np.ndarray, actual: np.ndarray, tolerance: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs rows of two (N, 3) keypoint arrays with the same scale and x, y within ``tolerance``.
+def assert_top_k_parity(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], top_k: int) -> None:
+    """At least 99% of the original's top-k keypoints found, with the same descriptors and scores.
 
-    Returns the indices into ``expected`` and into ``actual`` of the matched pairs.
+    Counts are not compared exactly: near-tied detections (see ``test/parity.py``) may enter or
+    leave the set on another CPU, which also moves the top-k cut by as many keypoints.
     """
-    matched_expected, matched_actual = [], []
-    for scale in np.unique(expected[:, 2]):
-        a = np.flatnonzero(np.abs(expected[:, 2] - scale) < 1e-3)
-        b = np.flatnonzero(np.abs(actual[:, 2] - scale) < 1e-3)
-        if len(b) == 0:
-            continue
-        distance = np.linalg.norm(expected[a, None, :2] - actual[None, b, :2], axis=2)
-        nearest = distance.argmin(axis=1)
-        close = distance[np.arange(len(a)), nearest] <= tolerance
-        matched_expected.append(a[close])
-        matched_actual.append(b[nearest[close]])
-    return np.concatenate(matched_expected), np.concatenate(matched_actual)
-
-
-def assert_parity(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray]) -> None:
-    """The issue's criteria: >= 99% of keypoints within 1e-3 px, cosine >= 0.9999, scores to 1e-4."""
-    assert len(actual["keypoints"]) == len(expected["keypoints"])
+    assert len(actual["keypoints"]) <= top_k
+    assert abs(len(actual["keypoints"]) - len(expected["keypoints"])) <= MAX_TIED_SHARE * len(expected["keypoints"])
     e, a = match_keypoints(expected["keypoints"], actual["keypoints"])
-    assert len(e) >= 0.99 * len(expected["keypoints"])
-    cosine = (expected["descriptors"][e] * actual["descriptors"][a]).sum(axis=1)
-    assert cosine.min() >= 0.9999
-    np.testing.assert_allclose(actual["scores"][a], expected["scores"][e], atol=1e-4, rtol=0)
+    assert len(e) >= (1 - MAX_TIED_SHARE) * len(expected["keypoints"])
+    assert_matched_features_agree(expected, actual, e, a)
 
 
 @pytest.mark.parametrize("name", ["boat", "peppers", "test", "brooklyn"])
@@ -55,25 +41,29 @@ def test_top5000_matches_original(name: str, reference: Path, model: torch.nn.Mo
     assert features.image_size == tuple(expected["imsize"])
     actual = features.numpy()
     assert np.all(np.diff(actual["scores"]) <= 0), "best first"
-    assert_parity(dict(expected), actual)
+    assert_top_k_parity(dict(expected), actual, ExtractionConfig().top_k)
 
 
 def test_every_detection_before_top_k(reference: Path, model: torch.nn.Module) -> None:
-    """All 5238 NMS detections of boat.png over its five levels, not only the best 5000."""
+    """All 5238 NMS detections of boat.png over its five levels, not only the best 5000, up to ties."""
     image = read_rgb(reference / "images" / "boat.png")
-    features = extract_multiscale(model, image, ExtractionConfig(top_k=100_000))
-    assert_parity(dict(np.load(reference / "outputs" / "boat.all.npz")), features.numpy())
+    config = ExtractionConfig(top_k=100_000)
+    features = extract_multiscale(model, image, config)
+    expected = dict(np.load(reference / "outputs" / "boat.all.npz"))
+    assert_same_detections(expected, features.numpy(), pyramid_maps(model, image, config), config)
 
 
 def test_single_scale_detections_match_raw_dump(reference: Path) -> None:
-    """The unfused net gives exactly the original's detections (folding batch norm moves ~0.5% of ties)."""
+    """The unfused net gives the original's scale-1 detections of test.png, up to ties."""
     exact_model = load_model(reference / "models" / "r2d2_WASF_N16.pt")
     dump = np.load(reference / "outputs" / "test.raw.npz")
+    image = read_rgb(reference / "images" / "test.png")
     config = ExtractionConfig(min_scale=1.0, min_size=0, max_size=10_000, top_k=100_000)
-    features = extract_multiscale(exact_model, read_rgb(reference / "images" / "test.png"), config)
+    features = extract_multiscale(exact_model, image, config)
     expected = np.stack([dump["nms_x"], dump["nms_y"], np.full(len(dump["nms_x"]), 32.0)], axis=1).astype(np.float32)
     scores = dump["nms_reliability"] * dump["nms_repeatability"]
-    assert_parity({"keypoints": expected, "descriptors": dump["nms_desc"], "scores": scores}, features.numpy())
+    assert_same_detections({"keypoints": expected, "descriptors": dump["nms_desc"], "scores": scores},
+                           features.numpy(), pyramid_maps(exact_model, image, config), config)
 
 
 @pytest.mark.parametrize(("precision", "fraction"), [("fp16", 0.99), ("bf16", 0.95)])

@@ -250,9 +250,7 @@ class TestParameters:
 
 def test_overload_keeps_latency_bounded_and_memory_flat(node_process: NodeProcess, client: Client) -> None:
     """Frames arrive far faster than the node processes them: it must drop, not queue."""
-    single = time.monotonic()
     assert client.send(_image("mono8", GREY, stamp=500)) is not None
-    processing_s = time.monotonic() - single
     rss_before = node_process.rss_kib()
     start = len(client.keypoints)
     sent_at: dict[int, float] = {}
@@ -268,7 +266,6 @@ def test_overload_keeps_latency_bounded_and_memory_flat(node_process: NodeProces
     assert client.dropped("r2d2_node").get("superseded", 0) > 0
     rss_after = node_process.rss_kib()
     assert rss_after < rss_before * 1.2 + 20_000, (rss_before, rss_after)
-    assert processing_s < 10
 
 
 def test_compressed_input_and_broken_jpeg(random_checkpoint: Path, test_node: Node) -> None:

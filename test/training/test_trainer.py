@@ -77,9 +77,9 @@ def test_kill_leaves_a_loadable_checkpoint_and_resume_goes_on(photos: Path, tmp_
             "run.steps=1000", "run.val_every=1000", "run.checkpoint_every=1"]
     process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not (tmp_path / "last.pt").exists() and time.monotonic() < deadline:
+    # metrics.csv appears at step 5 (log_every): checkpoints are then being written at every step.
+    while not (tmp_path / "metrics.csv").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(1.5)  # kill while it is writing further checkpoints
     process.send_signal(signal.SIGKILL)
     process.wait()
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
