@@ -2,10 +2,11 @@
 
     python -m r2d2_ros.demo [--sequence FOLDER] [--frames 5] [--device auto]
 
-Starts three ROS 2 processes, as a robot would run them: the player publishes a recorded
-camera (EuRoC V1_01 cam0 from ../shared/data when present, else a synthetic sequence), the node
-extracts keypoints with the bundled default model, and the listener reports per-frame keypoint
-counts and latency and writes the latest heatmaps and overlay as PNG files.
+Records a camera as a rosbag2 (EuRoC V1_01 cam0 from ../shared/data when present, else a synthetic
+sequence; MCAP, Image + CameraInfo), then starts three ROS 2 processes, as a robot would run them:
+the player replays the bag, the node extracts keypoints with the bundled default model, and the
+listener reports per-frame keypoint counts and latency and writes the latest heatmaps and overlay
+as PNG files.
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .bags import write_sequence_bag
+from .sequences import load_sequence
 
 __all__ = ["main"]
 
@@ -67,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         if sequence is None:
             print("demo: ../shared/data is absent; replaying a synthetic panning sequence instead")
             sequence = _synthetic_sequence(Path(scratch), args.frames * 6)
-        print(f"demo: camera = {sequence}, {args.rate} Hz; node = r2d2_node with the bundled model on {args.device}")
+        bag = Path(scratch) / "camera_bag"
+        recorded = write_sequence_bag(load_sequence(sequence), bag, "/camera/image")
+        print(f"demo: camera = {bag} ({recorded} frames of {sequence}), {args.rate} Hz; node = r2d2_node with the "
+              f"bundled model on {args.device}")
         logs = {name: args.output / f"{name}.log" for name in ("node", "listener", "player")}
         node = _start("r2d2_ros.ros.node", "--ros-args", "-p", f"device:={args.device}", "-r", "image:=/camera/image",
                       log=logs["node"])
@@ -77,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             print("demo: node ready; " + logs["node"].read_text().split("ready:", 1)[1].splitlines()[0].strip())
             listener = _start("r2d2_ros.ros.listener", "--count", str(args.frames), "--idle-timeout", "120",
                               "--save-dir", str(args.output), log=logs["listener"])
-            player = _start("r2d2_ros.ros.player", str(sequence), "--topic", "/camera/image", "--loop", "--rate",
-                            str(args.rate), log=logs["player"])
+            # Restamped as a live camera: the listener's latency is measured from the header stamp.
+            player = _start("r2d2_ros.ros.player", str(bag), "--topic", "/camera/image", "--restamp", "--loop",
+                            "--rate", str(args.rate), log=logs["player"])
             processes += [listener, player]
             code = listener.wait(timeout=900)
         finally:

@@ -1,12 +1,14 @@
 """Camera sequences on disk: plain image folders, EuRoC (cam0) and KITTI odometry layouts.
 
-Shared by the replay player (publishing them as a camera) and the visual-odometry check.
+Shared by the replay player (publishing them as a camera), the bag recorder (r2d2_ros.bags) and
+the visual-odometry check.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -28,6 +30,19 @@ class CameraCalibration:
     distortion_model: str = "plumb_bob"
     P: np.ndarray | None = None  # (3, 4); K with a zero column when None
 
+    def resized(self, width: int, height: int) -> CameraCalibration:
+        """The calibration of the same camera with its images resized to ``width`` x ``height``."""
+        scale = np.diag([width / self.width, height / self.height, 1.0])
+        return replace(self, width=width, height=height, K=scale @ self.K,
+                       P=None if self.P is None else scale @ self.P)
+
+    def camera_info_fields(self) -> dict[str, Any]:
+        """The sensor_msgs/CameraInfo fields this calibration gives (k, d, r, p as lists of floats)."""
+        projection = self.P if self.P is not None else np.hstack([self.K, np.zeros((3, 1))])
+        return {"k": [float(v) for v in self.K.reshape(-1)], "d": [float(v) for v in self.D],
+                "distortion_model": self.distortion_model, "r": [float(v) for v in np.eye(3).reshape(-1)],
+                "p": [float(v) for v in projection.reshape(-1)]}
+
 
 @dataclass
 class Sequence:
@@ -39,6 +54,13 @@ class Sequence:
     calibration: CameraCalibration | None = None
     poses: np.ndarray | None = None  # (N, 3, 4) camera-to-world, KITTI convention
     rate_hz: float | None = field(default=None)
+
+    def times_ns(self) -> list[int]:
+        """Each frame's time: the recorded timestamp, else its index over the rate (10 Hz when unknown)."""
+        if self.timestamps_ns is not None:
+            return list(self.timestamps_ns)
+        period_ns = round(1e9 / (self.rate_hz or 10.0))
+        return [index * period_ns for index in range(len(self.frames))]
 
 
 def _images_in(folder: Path) -> list[Path]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 import torch
 
@@ -11,7 +12,7 @@ from ..extraction import PRECISIONS, ExtractionConfig
 from ..model import R2D2Net, load_model, prepare_for_inference
 from ..weights import default_model_path
 
-__all__ = ["add_model_arguments", "add_extraction_arguments", "extraction_config", "model_from_args"]
+__all__ = ["add_model_arguments", "add_extraction_arguments", "extraction_config", "model_path", "model_from_args"]
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +41,12 @@ def extraction_config(args: argparse.Namespace) -> ExtractionConfig:
     return ExtractionConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ExtractionConfig)})
 
 
+def model_path(args: argparse.Namespace) -> Path:
+    """The checkpoint that --model names, else the bundled one."""
+    return Path(args.model) if args.model else default_model_path()
+
+
 def model_from_args(args: argparse.Namespace) -> tuple[R2D2Net, torch.device]:
     """Loads --model (or the bundled one) on --device, prepared for inference."""
     device = resolve_device(args.device)
-    path = args.model or default_model_path()
-    return prepare_for_inference(load_model(path, device)), device
+    return prepare_for_inference(load_model(model_path(args), device)), device

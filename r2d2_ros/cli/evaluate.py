@@ -1,6 +1,10 @@
 """r2d2-eval: HPatches-protocol benchmark and visual-odometry check, for R2D2 checkpoints and baselines.
 
     r2d2-eval --hpatches ../shared/data/eval/oxford --vo ../shared/data/sequences/kitti_seq1_left
+    r2d2-eval --vo ../shared/data/sequences/kitti_seq1_left --vo-bag kitti_features
+
+--vo-bag scores a feature bag (r2d2-extract --bag) made from the --vo sequence's bag, as one more VO
+row named after the bag; with --vo-bag, only the --methods given are evaluated beside it.
 
 Methods: sift, rootsift, orb, akaze, "default" (the bundled model), or checkpoint paths
 (optionally name=path). Without --methods: the baselines, the bundled model and the official
@@ -18,13 +22,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..bags import BagError
 from ..device import resolve_device
 from ..evaluation.cache import FeatureCache
 from ..evaluation.hpatches import DatasetError, load_hpatches
 from ..evaluation.methods import BASELINES, Method, make_method
 from ..evaluation.protocol import evaluate_hpatches, summarise
 from ..evaluation.report import markdown_table, plot_mma, write_json
-from ..evaluation.vo import evaluate_vo
+from ..evaluation.vo import bag_features_for_sequence, evaluate_vo, score_vo
 from ..model import CheckpointError
 from ..sequences import load_sequence
 from ..weights import DEFAULT_MODEL
@@ -51,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hpatches", type=Path, help="folder in HPatches layout")
     parser.add_argument("--vo", type=Path, help="KITTI-layout sequence (image/, calib.txt, poses.txt)")
+    parser.add_argument("--vo-bag", type=Path, help="feature bag of the --vo sequence, scored as one more VO row")
     parser.add_argument("--methods", nargs="+", help="default: " + ", ".join(BASELINES) + ", bundled and official R2D2")
     parser.add_argument("--output", type=Path, default=Path("outputs/eval"))
     parser.add_argument("--cache", type=Path, default=Path(".cache/features"))
@@ -66,13 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.hpatches is None and args.vo is None:
         parser.error("give --hpatches and/or --vo")
+    if args.vo_bag and args.vo is None:
+        parser.error("--vo-bag needs --vo: the sequence with the ground truth")
     try:
         config = extraction_config(args)
         device = resolve_device(args.device)
         sequences = load_hpatches(args.hpatches, args.max_sequences) if args.hpatches else []
         vo_sequence = load_sequence(args.vo) if args.vo else None
-        specs = [f"r2d2_ros_default={DEFAULT_MODEL}" if m == "default" else m for m in (args.methods or default_methods())]
+        bag_features = bag_features_for_sequence(vo_sequence, args.vo_bag) if args.vo_bag else None
+        chosen = args.methods or ([] if args.vo_bag else default_methods())
+        specs = [f"r2d2_ros_default={DEFAULT_MODEL}" if m == "default" else m for m in chosen]
         methods: list[Method] = [make_method(spec, config, device) for spec in specs]
+    except BagError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     except (DatasetError, ValueError, CheckpointError) as error:
         parser.error(str(error))
     cache = FeatureCache(args.cache)
@@ -88,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         if vo_sequence is not None:
             vo[method.name] = evaluate_vo(vo_sequence, method, cache, lambda: progress.update(1))
     progress.close()
+    if bag_features is not None:
+        vo[args.vo_bag.name] = score_vo(vo_sequence, bag_features)
     settings = {"extraction": asdict(config), "methods": {m.name: m.key for m in methods},
-                "hpatches": str(args.hpatches) if args.hpatches else None, "vo": str(args.vo) if args.vo else None}
+                "hpatches": str(args.hpatches) if args.hpatches else None, "vo": str(args.vo) if args.vo else None,
+                "vo_bag": str(args.vo_bag) if args.vo_bag else None}
     write_json(args.output / "results.json", {"settings": settings, "hpatches": hpatches, "vo": vo, "pairs": pairs})
     table = markdown_table(hpatches, vo)
     (args.output / "results.md").write_text(table)

@@ -1,17 +1,24 @@
-"""Visual-odometry check: relative poses of consecutive frames from matched features vs ground truth."""
+"""Visual-odometry check: relative poses of consecutive frames from matched features vs ground truth.
+
+The features come from a method (extracted and cached here) or from a feature bag that
+``r2d2-extract --bag`` made from the sequence recorded as a bag.
+"""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import cv2
 import numpy as np
 
+from ..bags import BagError, FeatureBag, stamp_ns
+from ..features import Features
 from ..sequences import Sequence
 from .cache import FeatureCache
 from .methods import Method
 from .metrics import mutual_nearest_neighbours
 
-__all__ = ["relative_pose_errors", "evaluate_vo"]
+__all__ = ["relative_pose_errors", "evaluate_vo", "score_vo", "bag_features_for_sequence"]
 
 
 def _angle_deg(cosine: float) -> float:
@@ -56,18 +63,19 @@ def _relative_pose(first, second, camera: np.ndarray, pose1: np.ndarray, pose2: 
     return (*relative_pose_errors(rotation, translation, pose1, pose2), int(count))
 
 
-def evaluate_vo(sequence: Sequence, method: Method, cache: FeatureCache, progress: Callable[[], None] = lambda: None
-                ) -> dict[str, float]:
-    """Median rotation and translation-direction errors and inlier counts over consecutive frames."""
+def _check_ground_truth(sequence: Sequence) -> None:
     if sequence.poses is None or sequence.calibration is None:
         raise ValueError(f"{sequence.name}: the VO check needs ground-truth poses and a calibration")
-    camera = sequence.calibration.K
-    features = []
-    for frame in sequence.frames[: len(sequence.poses)]:
-        features.append(cache.features(method, frame))
-        progress()
-    results = [_relative_pose(features[i], features[i + 1], camera, sequence.poses[i], sequence.poses[i + 1])
-               for i in range(len(features) - 1)]
+
+
+def score_vo(sequence: Sequence, features: list[Features]) -> dict[str, float]:
+    """Median rotation and translation-direction errors and inlier counts over consecutive frames.
+
+    ``features``: one per frame with a ground-truth pose, in order.
+    """
+    _check_ground_truth(sequence)
+    results = [_relative_pose(features[i], features[i + 1], sequence.calibration.K, sequence.poses[i],
+                              sequence.poses[i + 1]) for i in range(len(features) - 1)]
     rotation_errors, translation_errors, inliers = (list(column) for column in zip(*results))
     return {
         "pairs": len(rotation_errors),
@@ -76,3 +84,31 @@ def evaluate_vo(sequence: Sequence, method: Method, cache: FeatureCache, progres
         "inliers_median": float(np.median(inliers)),
         "features_mean": round(float(np.mean([len(f) for f in features])), 1),
     }
+
+
+def evaluate_vo(sequence: Sequence, method: Method, cache: FeatureCache, progress: Callable[[], None] = lambda: None
+                ) -> dict[str, float]:
+    """:func:`score_vo` of a method's features, extracted (or taken from the cache) frame by frame."""
+    _check_ground_truth(sequence)
+    features = []
+    for frame in sequence.frames[: len(sequence.poses)]:
+        features.append(cache.features(method, frame))
+        progress()
+    return score_vo(sequence, features)
+
+
+def bag_features_for_sequence(sequence: Sequence, bag: str | os.PathLike[str]) -> list[Features]:
+    """The feature bag's features of each frame with a pose, matched by header stamp to the frame times.
+
+    Raises:
+        BagError: the bag is unusable or lacks a frame (it must be made from this sequence's bag).
+    """
+    _check_ground_truth(sequence)
+    wanted = sequence.times_ns()[: len(sequence.poses)]
+    with FeatureBag(bag) as features_bag:
+        by_stamp = {stamp_ns(header): features for header, features in features_bag}
+    missing = [index for index, time_ns in enumerate(wanted) if time_ns not in by_stamp]
+    if missing:
+        raise BagError(f"{bag}: no features stamped as frame {missing[0]} of {sequence.name} ({len(missing)} of "
+                       f"{len(wanted)} frames missing); is it made from this sequence?")
+    return [by_stamp[time_ns] for time_ns in wanted]
