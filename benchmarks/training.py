@@ -1,8 +1,11 @@
-"""Training throughput: optimizer steps per second, compute alone and with data loading.
+"""Training throughput: optimizer steps per second for each architecture and precision, on this machine.
 
-    python benchmarks/training.py [--config config/train_default.yaml] [--device cuda] [--steps 10] [key=value ...]
+    python benchmarks/training.py [--config config/train_cpu.yaml] [--device cpu] [--steps 5]
+        [--archs "Quad_L2Net_ConfCFS()" "Fast_Quad_L2Net_ConfCFS()"] [--amps none bf16] [key=value ...]
 
-Runs real trainer steps (forward of both images, losses, backward, Adam) on the configured data.
+Runs real trainer steps (forward of both images, losses, backward, Adam) on the configured data:
+first on one batch over and over (compute only), then on fresh batches (with data loading). All
+rows come from one run, so their ratios compare like with like.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import time
 
 import torch
 
+from r2d2_ros.device import cpu_has_native_bf16
 from r2d2_ros.training import Trainer, load_config
 
 
@@ -22,42 +26,52 @@ def _synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="config/train_default.yaml")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args(argv)
+def measure(config_path: str, overrides: list[str], steps: int) -> tuple[float, float, Trainer]:
+    """Median seconds per step on one batch, and mean seconds per step with data loading."""
     with tempfile.TemporaryDirectory() as output:
-        config = load_config(args.config, [*args.overrides, f"run.device={args.device}", f"run.output={output}",
-                                           f"run.steps={args.steps * 3 + 2}", "run.val_pairs=1"])
+        config = load_config(config_path, [*overrides, f"run.output={output}", f"run.steps={steps * 3 + 2}",
+                                           "run.val_pairs=1"])
         trainer = Trainer(config)
         loader = iter(trainer._loader(0))
         batch = next(loader)
         trainer.train_step(batch)  # warm-up (kernel selection, allocator)
-        device = trainer.device
         compute = []
-        for _ in range(args.steps):
-            _synchronise(device)
+        for _ in range(steps):
+            _synchronise(trainer.device)
             start = time.perf_counter()
             trainer.train_step(batch)
-            _synchronise(device)
+            _synchronise(trainer.device)
             compute.append(time.perf_counter() - start)
-        _synchronise(device)
         start = time.perf_counter()
-        for _ in range(args.steps):
+        for _ in range(steps):
             trainer.train_step(next(loader))
-        _synchronise(device)
-        with_data = (time.perf_counter() - start) / args.steps
-    run, data = config.run, config.data
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{config.model.arch}, batch {run.batch_size} pairs of {data.crop_size}px, amp {run.amp}, "
-          f"{run.workers} loader workers, {name}\n")
-    print("| | steps/s | pairs/s |\n|---|---|---|")
-    median = statistics.median(compute)
-    print(f"| compute only (same batch) | {1 / median:.3f} | {run.batch_size / median:.2f} |")
-    print(f"| with data loading | {1 / with_data:.3f} | {run.batch_size / with_data:.2f} |")
+        _synchronise(trainer.device)
+        return statistics.median(compute), (time.perf_counter() - start) / steps, trainer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="config/train_cpu.yaml")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--archs", nargs="+", default=["Quad_L2Net_ConfCFS()", "Fast_Quad_L2Net_ConfCFS()"])
+    parser.add_argument("--amps", nargs="+", default=["none", "bf16"], help="none = fp32; bf16 / fp16 autocast")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+    rows = []
+    for arch in args.archs:
+        for amp in args.amps:
+            overrides = [*args.overrides, f"model.arch={arch}", f"run.amp={amp}", f"run.device={args.device}"]
+            compute, with_data, trainer = measure(args.config, overrides, args.steps)
+            rows.append((arch, amp, compute, with_data))
+    run, data, device = trainer.config.run, trainer.config.data, trainer.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"CPU, {torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()}"
+    print(f"batch {run.batch_size} pairs of {data.crop_size} px, {run.workers} loader workers, {name}\n")
+    print("| architecture | autocast | s/step (compute) | steps/s (compute) | steps/s (with data) | vs first row |")
+    print("|---|---|---|---|---|---|")
+    for arch, amp, compute, with_data in rows:
+        print(f"| {arch} | {amp} | {compute:.2f} | {1 / compute:.3f} | {1 / with_data:.3f} | {rows[0][2] / compute:.2f}x |")
     return 0
 
 

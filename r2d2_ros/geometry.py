@@ -5,23 +5,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["HomographyConfig", "sample_homography", "warp_points", "homography_flow", "corner_error"]
+__all__ = ["HomographyConfig", "sample_homography", "local_scale", "warp_points", "homography_flow", "corner_error"]
 
 
 @dataclass(frozen=True)
 class HomographyConfig:
     """Ranges of the random homographies (all centred on the image centre)."""
 
-    max_log2_scale: float = 0.8  # zoom factor in [2^-x, 2^x]
-    max_rotation_deg: float = 30.0  # in-plane rotation in [-x, x]
-    max_tilt: float = 0.35  # perspective: corners of one side moved inward by up to this fraction
+    # The extraction pyramid steps by 2^0.25, so the network itself only has to cover about half
+    # an octave either way; larger zooms are the pyramid's job.
+    max_log2_scale: float = 0.5  # zoom factor in [2^-x, 2^x]
+    max_log2_aspect: float = 0.25  # x stretched by 2^a and y by 2^-a, a in [-x, x] (oblique views)
+    rotation_probability: float = 0.5  # share of pairs that are rotated (robot cameras mostly stay upright)
+    max_rotation_deg: float = 30.0  # in-plane rotation in [-x, x], when rotated
+    max_tilt: float = 0.5  # perspective: corners of one side moved inward by up to this fraction
     max_translation: float = 0.15  # shift of up to this fraction of the size
 
     def __post_init__(self) -> None:
-        if min(self.max_log2_scale, self.max_rotation_deg, self.max_tilt, self.max_translation) < 0:
+        if min(self.max_log2_scale, self.max_log2_aspect, self.max_rotation_deg, self.max_tilt,
+               self.max_translation) < 0:
             raise ValueError(f"homography ranges must be non-negative: {self}")
         if self.max_tilt >= 1.0:
             raise ValueError(f"max_tilt must be < 1 (a side cannot shrink to nothing), got {self.max_tilt}")
+        if not 0 <= self.rotation_probability <= 1:
+            raise ValueError(f"rotation_probability must be in [0, 1], got {self.rotation_probability}")
 
 
 def _translation(dx: float, dy: float) -> np.ndarray:
@@ -30,7 +37,7 @@ def _translation(dx: float, dy: float) -> np.ndarray:
 
 def sample_homography(rng: np.random.Generator, width: int, height: int,
                       config: HomographyConfig = HomographyConfig()) -> np.ndarray:
-    """A random 3x3 homography of a (width, height) image: tilt, rotation, scale, then translation."""
+    """A random 3x3 homography of a (width, height) image: tilt, rotation, scale and aspect, then translation."""
     half = np.array([width, height], float) / 2
     corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float) * half
     # A camera tilting away from one side sees that side shorter: pull its two corners together.
@@ -40,13 +47,26 @@ def sample_homography(rng: np.random.Generator, width: int, height: int,
     tilted = corners.copy()
     tilted[ends] += rng.uniform(0, config.max_tilt) * (middle - corners[ends])
     perspective = _homography_from_points(corners, tilted)
-    angle = np.deg2rad(rng.uniform(-config.max_rotation_deg, config.max_rotation_deg))
+    rotated = rng.random() < config.rotation_probability
+    angle = np.deg2rad(rng.uniform(-config.max_rotation_deg, config.max_rotation_deg)) if rotated else 0.0
     scale = 2.0 ** rng.uniform(-config.max_log2_scale, config.max_log2_scale)
+    aspect = 2.0 ** rng.uniform(-config.max_log2_aspect, config.max_log2_aspect)
     similarity = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]) * \
-        np.array([[scale], [scale], [1.0]])
+        np.array([[scale * aspect], [scale / aspect], [1.0]])
     shift = rng.uniform(-config.max_translation, config.max_translation, 2) * np.array([width, height])
     centred = _translation(*(half + shift)) @ similarity @ perspective @ _translation(*(-half))
     return centred / centred[2, 2]
+
+
+def local_scale(homography: np.ndarray, x: float, y: float) -> float:
+    """How much a homography magnifies areas around (x, y): sqrt(|det J|) of its Jacobian there."""
+    h = np.asarray(homography, float)
+    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    u = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
+    v = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
+    jacobian = np.array([[h[0, 0] - u * h[2, 0], h[0, 1] - u * h[2, 1]],
+                         [h[1, 0] - v * h[2, 0], h[1, 1] - v * h[2, 1]]]) / w
+    return float(np.sqrt(abs(np.linalg.det(jacobian))))
 
 
 def _homography_from_points(source: np.ndarray, target: np.ndarray) -> np.ndarray:

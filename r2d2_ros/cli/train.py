@@ -2,6 +2,7 @@
 
     r2d2-train --config config/train_default.yaml run.steps=1000 run.device=cuda
     r2d2-train --config config/train_default.yaml --resume        # continue runs/<output>/last.pt
+    r2d2-train --config config/train_cpu.yaml --resume-from r2d2_ros/weights/r2d2_ros_default.pt  # next chunk
     r2d2-train --export runs/r2d2_default/best.pt model.pt        # weights + config only, for shipping
 """
 from __future__ import annotations
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML file (sections: model, data, loss, optim, run)")
     parser.add_argument("--resume", action="store_true", help="continue from <run.output>/last.pt")
+    parser.add_argument("--resume-from", type=Path, metavar="CHECKPOINT",
+                        help="continue from this checkpoint's weights and step (an exported one: fresh optimizer)")
     parser.add_argument("--print-config", action="store_true", help="print the merged configuration and exit")
     parser.add_argument("--export", nargs=2, metavar=("CHECKPOINT", "OUTPUT"),
                         help="write a checkpoint's weights, config and metadata without the optimizer state")
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_config:
             print(yaml.safe_dump(config_to_dict(config), sort_keys=False))
             return 0
-        trainer = Trainer(config, resume=args.resume)
+        trainer = Trainer(config, resume=args.resume, resume_from=args.resume_from)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     last = trainer.fit()

@@ -21,7 +21,9 @@ __all__ = ["ModelConfig", "OptimConfig", "RunConfig", "TrainConfig", "load_confi
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "Quad_L2Net_ConfCFS()"  # architecture string, as in checkpoints
+    # Architecture string, as in checkpoints. The Fast net: as accurate as N16 for 3.4x fewer FLOPs
+    # per pixel (see the model card); Quad_L2Net_ConfCFS() is N16.
+    arch: str = "Fast_Quad_L2Net_ConfCFS()"
     init: str = ""  # checkpoint to start from (fine-tuning); empty = random initialisation
     # With init: start the reliability head from zero (reliability 0.5 everywhere). For a network
     # whose reliability saturated near 0, where its gradient vanishes.
@@ -30,12 +32,19 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float = 1e-4  # Adam learning rate (constant, as the original)
+    lr: float = 1e-4  # Adam peak learning rate (the original: 1e-4, constant)
     weight_decay: float = 5e-4  # L2 penalty, as the original
+    warmup_steps: int = 0  # linear warm-up to lr over these steps
+    decay: str = "none"  # none (constant after warm-up, as the original) | cosine (to min_lr_fraction at run.steps)
+    min_lr_fraction: float = 0.05
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.weight_decay < 0:
             raise ValueError(f"need lr > 0 and weight_decay >= 0: {self}")
+        if self.warmup_steps < 0 or not 0 <= self.min_lr_fraction <= 1:
+            raise ValueError(f"need warmup_steps >= 0 and 0 <= min_lr_fraction <= 1: {self}")
+        if self.decay not in ("none", "cosine"):
+            raise ValueError(f"decay must be none or cosine, got {self.decay!r}")
 
 
 @dataclass(frozen=True)
@@ -45,19 +54,26 @@ class RunConfig:
     workers: int = 4  # data-loading processes (0 = in the main process)
     seed: int = 0
     device: str = "auto"
-    amp: str = "none"  # none | bf16 | fp16 (mixed precision on GPU)
-    channels_last: bool = True  # memory layout on GPU
+    # auto: bf16 on a GPU or on a CPU with native bf16 (AVX512-BF16, AMX), else none (fp32)
+    amp: str = "auto"  # auto | none | bf16 | fp16 (fp16: GPU only)
+    channels_last: bool = True  # memory layout of the network's activations
+    time_limit_minutes: float = 0.0  # stop (with a checkpoint) after this long; 0 = no limit (CPU chunks)
     log_every: int = 50  # steps between CSV / TensorBoard rows
     val_every: int = 1000  # steps between validations (MMA@3 on held-out synthetic pairs)
     val_pairs: int = 64
+    val_size: int = 320  # side of the validation pairs (held-out photos), extracted as the node does
+    val_threshold: float = 0.7  # reliability and repeatability thresholds of the validation extraction
     val_image_every: int = 20  # every N-th image is held out for validation
     checkpoint_every: int = 500  # steps between atomic checkpoints
     output: str = "runs/r2d2"
 
     def __post_init__(self) -> None:
-        if self.amp not in ("none", "bf16", "fp16"):
-            raise ValueError(f"amp must be none, bf16 or fp16, got {self.amp!r}")
-        for name in ("steps", "batch_size", "log_every", "val_every", "val_pairs", "val_image_every", "checkpoint_every"):
+        if self.amp not in ("auto", "none", "bf16", "fp16"):
+            raise ValueError(f"amp must be auto, none, bf16 or fp16, got {self.amp!r}")
+        if self.time_limit_minutes < 0:
+            raise ValueError(f"time_limit_minutes must be >= 0, got {self.time_limit_minutes}")
+        for name in ("steps", "batch_size", "log_every", "val_every", "val_pairs", "val_size", "val_image_every",
+                     "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.workers < 0:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..geometry import HomographyConfig, homography_flow, sample_homography
+from ..geometry import HomographyConfig, homography_flow, local_scale, sample_homography
 from ..image_io import IMAGE_SUFFIXES, read_rgb
 
 __all__ = ["PhotometricConfig", "DataConfig", "PHOTOMETRIC", "photometric_augment", "list_images",
@@ -41,6 +41,10 @@ class PhotometricConfig:
     noise: float = 6.0  # Gaussian pixel noise standard deviation, grey levels
     blur: float = 1.2  # largest Gaussian blur sigma, pixels
     jpeg: int = 40  # lowest JPEG quality (0 disables)
+    # Exposure in stops, clipped at white and black: blown-out flat areas, where nothing can be
+    # matched, are what reliability must learn to reject.
+    exposure: float = 1.5
+    colour: float = 0.2  # per-channel gains in [1-x, 1+x] and saturation in [1-2x, 1+2x]
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ class DataConfig:
     max_source_side: int = 512
     homography: HomographyConfig = field(default_factory=HomographyConfig)
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
-    min_valid_fraction: float = 0.25  # retry a pair whose flow covers less of image 2 than this
+    min_valid_fraction: float = 0.25  # redraw a pair whose flow covers less of image 2 than this
+    max_draws: int = 50  # homographies tried per source image before it is given up
 
     def __post_init__(self) -> None:
         if self.crop_size < 32:
@@ -82,6 +87,16 @@ def _blur(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.nd
     return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.1, strength))
 
 
+def _exposure(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    return np.clip(image * 2.0 ** rng.uniform(-strength, strength), 0, 255)
+
+
+def _colour(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    grey = image.mean(axis=2, keepdims=True)
+    saturated = grey + (image - grey) * rng.uniform(1 - 2 * strength, 1 + 2 * strength)
+    return saturated * rng.uniform(1 - strength, 1 + strength, 3)
+
+
 def _jpeg(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
     quality = int(rng.integers(int(strength), 96))
     ok, encoded = cv2.imencode(".jpg", np.clip(image, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -91,6 +106,7 @@ def _jpeg(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.nd
 # Photometric changes by name; each takes a float image in [0, 255], the RNG and its strength.
 PHOTOMETRIC: dict[str, Callable[[np.ndarray, np.random.Generator, float], np.ndarray]] = {
     "brightness": _brightness, "contrast": _contrast, "gamma": _gamma, "noise": _noise, "blur": _blur, "jpeg": _jpeg,
+    "exposure": _exposure, "colour": _colour,
 }
 
 
@@ -127,24 +143,41 @@ def _rescale_source(image: np.ndarray, rng: np.random.Generator, config: DataCon
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
 
 
+def _antialiased(source: np.ndarray, scale: float) -> np.ndarray:
+    """The source blurred for a warp that shrinks it by ``scale`` (< 1), as a resize with antialiasing would."""
+    if scale >= 1:
+        return source
+    return cv2.GaussianBlur(source, (0, 0), (1 / scale - 1) / 2)
+
+
 def make_synthetic_pair(image: np.ndarray, rng: np.random.Generator, config: DataConfig) -> dict[str, np.ndarray]:
     """Image 1 = a random crop; image 2 = the source seen through a random homography of that crop.
+
+    Homographies are redrawn until image 2 sees at least ``min_valid_fraction`` of image 1; a pair
+    that never does is not used.
 
     Returns:
         image1, image2: (S, S, 3) uint8; aflow: (S, S, 2) float32 (NaN outside image 2);
         homography: (3, 3) mapping image 1 pixels to image 2 pixels.
+
+    Raises:
+        ValueError: no valid pair in ``max_draws`` tries (the caller moves on to another image).
     """
     size = config.crop_size
     source = _rescale_source(image, rng, config)
-    for _ in range(10):
+    for _ in range(config.max_draws):
         x0, y0 = int(rng.integers(0, source.shape[1] - size + 1)), int(rng.integers(0, source.shape[0] - size + 1))
         homography = sample_homography(rng, size, size, config.homography)
         aflow = homography_flow(homography, size, size)
         inside = ((aflow >= 0) & (aflow <= size - 1)).all(axis=2)
         if inside.mean() >= config.min_valid_fraction:
             break
+    else:
+        raise ValueError(f"no homography kept {config.min_valid_fraction:.0%} of the crop in {config.max_draws} draws")
     to_crop = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], float)
-    image2 = cv2.warpPerspective(source, homography @ to_crop, (size, size), flags=cv2.INTER_LINEAR)
+    shrink = local_scale(homography, size / 2, size / 2)
+    image2 = cv2.warpPerspective(_antialiased(source, shrink), homography @ to_crop, (size, size),
+                                 flags=cv2.INTER_LINEAR)
     aflow[~inside] = np.nan
     return {
         "image1": np.ascontiguousarray(source[y0 : y0 + size, x0 : x0 + size]),
@@ -157,7 +190,8 @@ def make_synthetic_pair(image: np.ndarray, rng: np.random.Generator, config: Dat
 class SyntheticPairs(Dataset):
     """An endless stream of synthetic pairs; item ``g`` depends only on (seed, g).
 
-    Unreadable images are skipped (the next one is used) and counted in the item's ``skipped``.
+    Unreadable images, and images that give no valid pair, are skipped (the next one is used) and
+    counted in the item's ``skipped``.
     """
 
     def __init__(self, images: list[Path], config: DataConfig, seed: int = 0) -> None:
@@ -176,10 +210,10 @@ class SyntheticPairs(Dataset):
         rng = np.random.default_rng([self.seed, 1, g])
         for skipped in range(len(self.images)):
             try:
-                image = read_rgb(self.images[self._image_index(g + skipped)])
+                pair = make_synthetic_pair(read_rgb(self.images[self._image_index(g + skipped)]), rng, self.config)
             except ValueError:
                 continue
-            return {**make_synthetic_pair(image, rng, self.config), "skipped": skipped, "index": g}
+            return {**pair, "skipped": skipped, "index": g}
         raise ValueError("none of the training images can be read")
 
 

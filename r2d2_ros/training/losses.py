@@ -31,6 +31,10 @@ class LossConfig:
     patch_size: int = 16  # N: repeatability neighbourhood of the cosim and peaky losses
     ap_bins: int = 20  # quantisation bins of the AP on [0, 1]
     reliability_base: float = 0.5  # AP an unreliable descriptor is expected to reach (kappa)
+    # Reliability schedule: plain AP loss for the first warm-up steps, then a linear blend into the
+    # reliability-weighted loss over the ramp (see training/schedule.py).
+    reliability_warmup_steps: int = 0
+    reliability_ramp_steps: int = 0
     border: int = 16  # queries stay this far from the crop border
     query_step: int = 8  # queries on a regular grid of this step
     positive_radius: int = 3  # positives within this distance of the ground truth (29 offsets)
@@ -39,40 +43,56 @@ class LossConfig:
     distractors_per_image: int = 400  # random points per image, scored against every query
 
 
-def quantized_average_precision(scores: torch.Tensor, labels: torch.Tensor, bins: int = 20) -> torch.Tensor:
+def quantized_average_precision(scores: torch.Tensor, labels: torch.Tensor, bins: int = 20,
+                                counted: torch.Tensor | None = None) -> torch.Tensor:
     """Differentiable AP of ranking ``scores`` (soft-assigned to ``bins`` triangular bins on [0, 1]).
 
     Bin k (from the top) is centred on 1 - k/(bins-1) with half-width 1/(bins-1); scores above 1
-    count fully in the top bin, below 0 fully in the bottom one.
+    count fully in the top bin, below 0 fully in the bottom one. Each score touches only its two
+    nearest bins, so the histograms are built with a scatter instead of a (Q, bins, M) tensor.
 
     Args:
         scores: (Q, M) similarities.
         labels: (Q, M), 1 for positives.
+        counted: (Q, M) bool, False for entries to leave out of the ranking (default: all count).
 
     Returns:
         (Q,) average precision per query.
     """
     check_shape(scores, "Q M")
     step = bins - 1
-    centres = torch.linspace(1, 0, bins, device=scores.device, dtype=scores.dtype)
-    weights = (1 - (scores[:, None, :] - centres[None, :, None]).abs() * step).clamp(min=0)  # (Q, bins, M)
-    weights[:, 0] = torch.where(scores >= 1, torch.ones_like(scores), weights[:, 0])
-    weights[:, -1] = torch.where(scores <= 0, torch.ones_like(scores), weights[:, -1])
-    positives = (weights * labels[:, None, :].to(scores.dtype)).sum(dim=2)  # (Q, bins)
-    totals = weights.sum(dim=2)
+    position = ((1 - scores) * step).clamp(0, step)  # 0 = top bin centre, step = bottom bin centre
+    lower = position.detach().floor().clamp(max=step - 1).long()
+    upper_weight = position - lower
+    weight = torch.ones_like(scores) if counted is None else counted.to(scores.dtype)
+    positive = labels.to(scores.dtype) * weight
+
+    def histogram(mass: torch.Tensor) -> torch.Tensor:
+        bins_mass = torch.zeros(scores.shape[0], bins, device=scores.device, dtype=scores.dtype)
+        return bins_mass.scatter_add(1, lower, mass * (1 - upper_weight)).scatter_add(1, lower + 1, mass * upper_weight)
+
+    positives, totals = histogram(positive), histogram(weight)
     precision = positives.cumsum(dim=1) / (1e-16 + totals.cumsum(dim=1))
     recall = positives / positives.sum(dim=1, keepdim=True).clamp(min=1e-16)
     return (precision * recall).sum(dim=1)
 
 
-def ap_loss(ap: torch.Tensor, reliability: torch.Tensor, base: float = 0.5) -> torch.Tensor:
-    """Per-query loss 1 - AP*r - base*(1 - r): a descriptor may declare itself unreliable (r -> 0)."""
-    return 1 - ap * reliability - base * (1 - reliability)
+def ap_loss(ap: torch.Tensor, reliability: torch.Tensor, base: float = 0.5, weight: float = 1.0) -> torch.Tensor:
+    """Per-query loss: (1 - w)(1 - AP) + w(1 - AP*r - base*(1 - r)), w = the reliability ``weight``.
+
+    With w = 1 this is the paper's loss, where a descriptor may declare itself unreliable (r -> 0)
+    when its AP is below ``base``; w < 1 (the trainer's warm-up) lets descriptors learn first, so
+    that reliability does not collapse to 0 while every AP is still low.
+    """
+    return (1 - weight) * (1 - ap) + weight * (1 - ap * reliability - base * (1 - reliability))
 
 
 def cosim_loss(repeatability1: torch.Tensor, repeatability2: torch.Tensor, aflow: torch.Tensor,
                patch_size: int = 16) -> torch.Tensor:
     """1 - mean cosine similarity of 16x16 patches of repeatability 1 and warped repeatability 2.
+
+    Pixels without a correspondence are left out of both patches, and patches with none are left
+    out of the mean: what image 2 cannot see says nothing about repeatability.
 
     Args:
         repeatability1, repeatability2: (B, 1, H, W).
@@ -82,13 +102,16 @@ def cosim_loss(repeatability1: torch.Tensor, repeatability2: torch.Tensor, aflow
     check_shape(aflow, "B 2 H W")
     height, width = repeatability2.shape[-2:]
     scale = torch.tensor([2 / (width - 1), 2 / (height - 1)], device=aflow.device).view(1, 2, 1, 1)
-    grid = (aflow * scale - 1).permute(0, 2, 3, 1)
-    grid = torch.nan_to_num(grid, nan=9e9)  # no correspondence: sample the border, as the original does
+    grid = aflow * scale - 1
+    seen = (torch.isfinite(grid).all(dim=1, keepdim=True) & (grid.abs() <= 1).all(dim=1, keepdim=True)).float()
+    grid = torch.nan_to_num(grid, nan=0.0).permute(0, 2, 3, 1)
     warped = F.grid_sample(repeatability2, grid, mode="bilinear", padding_mode="border", align_corners=True)
     stride = patch_size // 2
-    patches1 = F.normalize(F.unfold(repeatability1, patch_size, stride=stride), dim=1)
-    patches2 = F.normalize(F.unfold(warped, patch_size, stride=stride), dim=1)
-    return 1 - (patches1 * patches2).sum(dim=1).mean()
+    patches1 = F.normalize(F.unfold(repeatability1 * seen, patch_size, stride=stride), dim=1)
+    patches2 = F.normalize(F.unfold(warped * seen, patch_size, stride=stride), dim=1)
+    covered = F.unfold(seen, patch_size, stride=stride).amax(dim=1)  # (B, L): patches with any correspondence
+    cosine = (patches1 * patches2).sum(dim=1)
+    return 1 - (cosine * covered).sum() / covered.sum().clamp(min=1)
 
 
 def peaky_loss(repeatability: torch.Tensor, patch_size: int = 16) -> torch.Tensor:
@@ -119,11 +142,12 @@ class PairSampler:
 
     def __call__(self, descriptors1: torch.Tensor, descriptors2: torch.Tensor, reliability1: torch.Tensor,
                  reliability2: torch.Tensor, aflow: torch.Tensor, generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Scores, labels, reliabilities and validity of every query of the batch.
 
         Returns:
             scores: (Q, 1 + negatives + distractors), positive first; labels of the same shape;
+            counted: (Q, M) bool, False for ring negatives that fell outside image 2;
             reliability: (Q,); valid: (Q,) True where the ground truth lies inside image 2.
         """
         c = self.config
@@ -141,17 +165,21 @@ class PairSampler:
         tx, ty = (target[:, 0] + 0.5).trunc().long(), (target[:, 1] + 0.5).trunc().long()
         valid &= (tx >= 0) & (tx < width) & (ty >= 0) & (ty < height)
 
-        def gather(offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        def gather(offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+            """Descriptors at the offsets around each ground truth, clamped into image 2, and which were inside."""
             ox, oy = offsets[:, 0].to(device), offsets[:, 1].to(device)
-            x2 = (tx[:, None] + ox[None]).clamp(0, width - 1)
-            y2 = (ty[:, None] + oy[None]).clamp(0, height - 1)
-            return descriptors2[b[:, None], :, y2, x2], x2, y2  # (Q, K, D)
+            x2, y2 = tx[:, None] + ox[None], ty[:, None] + oy[None]
+            inside = (x2 >= 0) & (x2 < width) & (y2 >= 0) & (y2 < height)
+            x2, y2 = x2.clamp(0, width - 1), y2.clamp(0, height - 1)
+            return descriptors2[b[:, None], :, y2, x2], x2, y2, inside  # (Q, K, D), (Q, K) x3
 
-        positives, px, py = gather(self.positive_offsets)
+        positives, px, py, _ = gather(self.positive_offsets)
         positive_scores = (positives * queries[:, None]).sum(dim=2)
         best_score, best = positive_scores.max(dim=1)
         best_x, best_y = px.gather(1, best[:, None])[:, 0], py.gather(1, best[:, None])[:, 0]
-        negatives, _, _ = gather(self.negative_offsets)
+        # A ring offset outside image 2 would be clamped onto the border, near the true match:
+        # it is left out rather than counted as a negative there.
+        negatives, _, _, negative_inside = gather(self.negative_offsets)
         negative_scores = (negatives * queries[:, None]).sum(dim=2)
 
         count = c.distractors_per_image
@@ -166,8 +194,10 @@ class PairSampler:
         scores = torch.cat([best_score[:, None], negative_scores, distractor_scores], dim=1)
         labels = torch.zeros_like(scores)
         labels[:, 0] = 1
+        counted = torch.ones_like(scores, dtype=torch.bool)
+        counted[:, 1 : 1 + negative_scores.shape[1]] = negative_inside
         reliability = (reliability1[b, 0, qy, qx] + reliability2[b, 0, best_y, best_x]) / 2
-        return scores, labels, reliability, valid
+        return scores, labels, counted, reliability, valid
 
 
 class R2D2Loss(nn.Module):
@@ -179,14 +209,17 @@ class R2D2Loss(nn.Module):
         self.sampler = PairSampler(config)
 
     def forward(self, out1: R2D2Output, out2: R2D2Output, aflow: torch.Tensor,
-                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Loss terms and their weighted sum (``total``) for one batch of pairs."""
+                generator: torch.Generator | None = None, reliability_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Loss terms and their weighted sum (``total``) for one batch of pairs.
+
+        ``reliability_weight`` blends the plain AP loss (0) into the reliability-weighted one (1).
+        """
         c = self.config
-        scores, labels, reliability, valid = self.sampler(
+        scores, labels, counted, reliability, valid = self.sampler(
             out1.descriptors, out2.descriptors, out1.reliability, out2.reliability, aflow, generator
         )
-        ap = quantized_average_precision(scores, labels, c.ap_bins)
-        per_query = ap_loss(ap, reliability, c.reliability_base)
+        ap = quantized_average_precision(scores, labels, c.ap_bins, counted)
+        per_query = ap_loss(ap, reliability, c.reliability_base, reliability_weight)
         terms = {
             "ap": per_query[valid].mean() if valid.any() else per_query.sum() * 0,
             "cosim": cosim_loss(out1.repeatability, out2.repeatability, aflow, c.patch_size),

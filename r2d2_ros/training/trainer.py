@@ -7,6 +7,7 @@ carry the optimizer state and the step. Batch ``s`` is a pure function of (seed,
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import math
 import signal
@@ -21,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from ..device import resolve_device
+from ..device import fast_autocast_dtype, resolve_device
 from ..extraction import ExtractionConfig, extract_multiscale
 from ..evaluation.metrics import match_errors, mean_matching_accuracy, mutual_nearest_neighbours
 from ..extraction.multiscale import IMAGENET_MEAN, IMAGENET_STD
@@ -30,15 +31,28 @@ from ..model import R2D2Output, load_checkpoint, load_model, parse_arch, save_ch
 from .config import TrainConfig, config_to_dict
 from .data import FlowPairs, SyntheticPairs, collate_pairs, list_images, make_synthetic_pair
 from .losses import R2D2Loss
+from .schedule import learning_rate, reliability_weight
 
 __all__ = ["Trainer", "StepRange"]
 
 log = logging.getLogger("r2d2-train")
-# Validation extracts at the crop's own scale, keeping the best local maxima whatever their scores
-# (an early network rarely passes the 0.7 thresholds).
-_VALIDATION_EXTRACTION = ExtractionConfig(min_scale=1.0, min_size=0, max_size=100_000, top_k=500,
-                                          reliability_threshold=0.0, repeatability_threshold=0.0)
 _AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_amp(amp: str, device: torch.device, cpuinfo: str | None = None) -> torch.dtype | None:
+    """The autocast dtype of ``run.amp`` on ``device`` (None = fp32).
+
+    ``auto`` takes bf16 on a GPU and on a CPU with native bf16, fp32 elsewhere (emulated bf16 is
+    several times slower than fp32 there).
+
+    Raises:
+        ValueError: fp16 on a CPU (no fast fp16 training there).
+    """
+    if amp == "auto":
+        return fast_autocast_dtype(device, cpuinfo)
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("run.amp=fp16 needs a GPU; use auto, bf16 or none on a CPU")
+    return _AMP[amp]
 
 
 class StepRange(Sampler[int]):
@@ -85,7 +99,12 @@ class StepResult:
 class Trainer:
     """Trains an R2D2 network as :class:`TrainConfig` says, writing into ``config.run.output``."""
 
-    def __init__(self, config: TrainConfig, resume: bool = False) -> None:
+    def __init__(self, config: TrainConfig, resume: bool = False, resume_from: Path | None = None) -> None:
+        """Args:
+            resume: continue ``<run.output>/last.pt``.
+            resume_from: continue from this checkpoint instead (e.g. the bundled model, exported
+                without optimizer state: its weights and step are taken, the optimizer restarts).
+        """
         self.config = config
         run = config.run
         self.output = Path(run.output)
@@ -97,11 +116,15 @@ class Trainer:
         if config.model.reset_reliability:
             torch.nn.init.zeros_(self.model.clf.weight)
             torch.nn.init.zeros_(self.model.clf.bias)
-        if run.channels_last and self.device.type == "cuda":
+        if run.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.amp_dtype = resolve_amp(run.amp, self.device)
+        log.info("device %s, autocast %s%s", self.device, self.amp_dtype or "off (fp32)",
+                 " (amp=auto: native bf16 on this CPU)" if run.amp == "auto" and self.device.type == "cpu"
+                 and self.amp_dtype else "")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.optim.lr,
                                           weight_decay=config.optim.weight_decay)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=run.amp == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.criterion = R2D2Loss(config.loss)
         self.step = 0
         self.best_mma = -1.0
@@ -115,19 +138,26 @@ class Trainer:
         sources += [FlowPairs(folder, config.data, run.seed) for folder in config.flow_pairs]
         self.dataset = sources[0] if len(sources) == 1 else _MixedPairs(sources)
         self._validation_pairs = self._make_validation_pairs()
+        # Validation sees what users see: the default multi-scale extraction, at the 0.7 thresholds.
+        self._validation_extraction = ExtractionConfig(reliability_threshold=run.val_threshold,
+                                                       repeatability_threshold=run.val_threshold)
         self._stop_requested = False
-        if resume:
-            self.load(self.output / "last.pt")
+        if resume or resume_from:
+            self.load(Path(resume_from) if resume_from else self.output / "last.pt")
 
     # --- data --------------------------------------------------------------------------------
 
     def _make_validation_pairs(self) -> list[dict[str, np.ndarray]]:
+        """Synthetic pairs of held-out photos, at ``run.val_size`` (larger than training crops)."""
+        data, size = self.config.data, self.config.run.val_size
+        validation_data = dataclasses.replace(data, crop_size=size, min_source_side=max(size, data.min_source_side),
+                                              max_source_side=max(size, data.max_source_side))
         rng = np.random.default_rng([self.config.run.seed, 99])
         pairs = []
         for index in range(self.config.run.val_pairs):
             path = self.validation_images[index % len(self.validation_images)]
             try:
-                pairs.append(make_synthetic_pair(read_rgb(path), rng, self.config.data))
+                pairs.append(make_synthetic_pair(read_rgb(path), rng, validation_data))
             except ValueError:
                 self.counters["skipped_images"] += 1
         return pairs
@@ -143,7 +173,7 @@ class Trainer:
         mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         images = (images - mean) / std
-        if self.config.run.channels_last and self.device.type == "cuda":
+        if self.config.run.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
 
@@ -153,7 +183,9 @@ class Trainer:
         """One optimizer step on a batch; a non-finite loss or gradient leaves the weights untouched."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        amp = _AMP[self.config.run.amp]
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.step, self.config.optim, self.config.run.steps)
+        amp = self.amp_dtype
         generator = torch.Generator(device=self.device).manual_seed(self.config.run.seed * 1_000_003 + self.step)
         with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
             # Both images go through the network separately (batch-norm statistics updated twice).
@@ -161,14 +193,15 @@ class Trainer:
             out2 = self.model(self._normalise(batch["image2"]))
         out1, out2 = (R2D2Output(o.descriptors.float(), o.reliability.float(), o.repeatability.float())
                       for o in (out1, out2))
-        terms = self.criterion(out1, out2, batch["aflow"].to(self.device), generator)
+        terms = self.criterion(out1, out2, batch["aflow"].to(self.device), generator,
+                               reliability_weight(self.step, self.config.loss))
         values = {name: float(value.detach()) for name, value in terms.items()}
         if not math.isfinite(values["total"]):
             return self._skip(values)
         self.scaler.scale(terms["total"]).backward()
         self.scaler.unscale_(self.optimizer)
         gradient_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
-        if not torch.isfinite(gradient_norm) and self.config.run.amp != "fp16":
+        if not torch.isfinite(gradient_norm) and amp != torch.float16:
             return self._skip(values)  # (with fp16 the scaler already skips and lowers its scale)
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -181,17 +214,26 @@ class Trainer:
         return StepResult(values, skipped=True)
 
     @torch.no_grad()
-    def validate(self) -> float:
-        """MMA@3 of mutual nearest-neighbour matches on the held-out synthetic pairs."""
+    def validate(self) -> dict[str, float]:
+        """MMA@3 of mutual nearest-neighbour matches, and keypoints per image, on the held-out pairs.
+
+        A pair where either image has no keypoint counts as MMA 0 (an early network finds none).
+        """
         self.model.eval()
-        accuracies = []
+        accuracies, counts = [], []
         for pair in self._validation_pairs:
-            features = [extract_multiscale(self.model, pair[key], _VALIDATION_EXTRACTION) for key in ("image1", "image2")]
+            features = [extract_multiscale(self.model, pair[key], self._validation_extraction)
+                        for key in ("image1", "image2")]
+            counts += [len(f) for f in features]
+            if min(counts[-2:]) == 0:
+                accuracies.append(0.0)
+                continue
             matches = mutual_nearest_neighbours(features[0].descriptors, features[1].descriptors).cpu().numpy()
             errors = match_errors(features[0].keypoints.cpu().numpy(), features[1].keypoints.cpu().numpy(), matches,
                                   pair["homography"])
             accuracies.append(mean_matching_accuracy(errors, (3,))[0])
-        return float(np.mean(accuracies)) if accuracies else 0.0
+        return {"val_mma3": float(np.mean(accuracies)) if accuracies else 0.0,
+                "val_keypoints": float(np.mean(counts)) if counts else 0.0}
 
     # --- checkpoints -------------------------------------------------------------------------
 
@@ -203,12 +245,22 @@ class Trainer:
         save_checkpoint(path, self.model, config=config_to_dict(self.config), meta=meta, extra=extra)
 
     def load(self, path: Path) -> None:
-        """Restores weights, optimizer, scaler, step and counters from a checkpoint of this trainer."""
+        """Restores weights, step and counters, and the optimizer and scaler state when the checkpoint has them.
+
+        An exported checkpoint (no optimizer state) continues at its step with a fresh optimizer:
+        Adam's moments are re-estimated within a few dozen steps, and the schedules follow the step.
+        """
         checkpoint = load_checkpoint(path)
+        if checkpoint.arch.to_string() != self.model.arch:
+            raise ValueError(f"{path} holds {checkpoint.arch.to_string()}, this run trains {self.model.arch}")
         self.model.load_state_dict(checkpoint.state_dict)
-        self.optimizer.load_state_dict(checkpoint.extra["optimizer"])
-        self.scaler.load_state_dict(checkpoint.extra["scaler"])
-        self.step = int(checkpoint.extra["step"])
+        if "optimizer" in checkpoint.extra:
+            self.optimizer.load_state_dict(checkpoint.extra["optimizer"])
+            self.scaler.load_state_dict(checkpoint.extra["scaler"])
+            self.step = int(checkpoint.extra["step"])
+        else:
+            self.step = int(checkpoint.meta.get("step", 0))
+            log.info("%s has no optimizer state: Adam restarts at step %d", path, self.step)
         self.best_mma = float(checkpoint.meta.get("best_val_mma3", -1.0))
         self.counters.update(checkpoint.meta.get("counters", {}))
         log.info("resumed from %s at step %d", path, self.step)
@@ -239,11 +291,12 @@ class Trainer:
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         last = self.output / "last.pt"
         window: list[dict[str, float]] = []
-        start_time = time.monotonic()
+        start_time, first_step = time.monotonic(), self.step
         try:
             if self.step == 0:
                 self._validate_and_keep_best(writer)  # the random initialisation, as the baseline
             progress = tqdm(total=run.steps, initial=self.step, desc="r2d2-train", unit="step", disable=None)
+            deadline = start_time + run.time_limit_minutes * 60 if run.time_limit_minutes else math.inf
             for batch in self._loader(self.step):
                 self.counters["skipped_images"] += int(batch["skipped"].sum())
                 result = self.train_step(batch)
@@ -252,12 +305,18 @@ class Trainer:
                 window.append(result.terms)
                 if self.step % run.log_every == 0 or self.step == run.steps:
                     row = {"step": self.step, **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
-                           "steps_per_s": self.step / max(time.monotonic() - start_time, 1e-9), **self.counters}
+                           "lr": self.optimizer.param_groups[0]["lr"],
+                           "reliability_weight": reliability_weight(self.step - 1, self.config.loss),
+                           "steps_per_s": (self.step - first_step) / max(time.monotonic() - start_time, 1e-9),
+                           **self.counters}
                     self._log_row("metrics.csv", row, writer)
                     progress.set_postfix(loss=f"{row['total']:.3f}", ap=f"{row['mean_ap']:.3f}")
                     window = []
                 if self.step % run.val_every == 0 or self.step == run.steps:
                     self._validate_and_keep_best(writer)
+                if time.monotonic() > deadline:
+                    log.info("time limit of %.0f minutes reached at step %d", run.time_limit_minutes, self.step)
+                    self._stop_requested = True
                 if self.step % run.checkpoint_every == 0 or self._stop_requested:
                     self.save(last)
                 if self._stop_requested:
@@ -272,9 +331,11 @@ class Trainer:
         return last
 
     def _validate_and_keep_best(self, writer: Any) -> None:
-        mma = self.validate()
-        self._log_row("validation.csv", {"step": self.step, "val_mma3": mma}, writer)
-        log.info("step %d: validation MMA@3 %.4f (best %.4f)", self.step, mma, max(mma, self.best_mma))
+        results = self.validate()
+        mma = results["val_mma3"]
+        self._log_row("validation.csv", {"step": self.step, **results}, writer)
+        log.info("step %d: validation MMA@3 %.4f (best %.4f), %.0f keypoints per image", self.step, mma,
+                 max(mma, self.best_mma), results["val_keypoints"])
         if mma > self.best_mma:
             self.best_mma = mma
             self.save(self.output / "best.pt", validation_mma=mma)

@@ -29,9 +29,61 @@ class TestQuantizedAveragePrecision:
         assert scores.grad is not None and scores.grad.abs().sum() > 0
 
 
-def test_ap_loss_formula() -> None:
-    assert ap_loss(torch.tensor(0.8), torch.tensor(0.5)).item() == pytest.approx(1 - 0.8 * 0.5 - 0.5 * 0.5)
-    assert ap_loss(torch.tensor(0.3), torch.tensor(0.0)).item() == pytest.approx(0.5)
+def _binned_ap_by_loop(scores: torch.Tensor, labels: torch.Tensor, counted: torch.Tensor, bins: int) -> torch.Tensor:
+    """AP read off its definition, bin by bin: triangular weights, ends absorbing what lies beyond."""
+    results = []
+    for q in range(scores.shape[0]):
+        positive_mass, total_mass = [], []
+        for k in range(bins):
+            centre = 1 - k / (bins - 1)
+            weights = (1 - (scores[q] - centre).abs() * (bins - 1)).clamp(min=0)
+            if k == 0:
+                weights = torch.where(scores[q] >= 1, torch.ones_like(weights), weights)
+            if k == bins - 1:
+                weights = torch.where(scores[q] <= 0, torch.ones_like(weights), weights)
+            weights = weights * counted[q]
+            positive_mass.append((weights * labels[q]).sum())
+            total_mass.append(weights.sum())
+        positives, totals = torch.stack(positive_mass), torch.stack(total_mass)
+        precision = positives.cumsum(0) / (1e-16 + totals.cumsum(0))
+        results.append((precision * positives / positives.sum()).sum())
+    return torch.stack(results)
+
+
+def test_binned_ap_and_its_gradient_match_the_definition() -> None:
+    generator = torch.Generator().manual_seed(0)
+    scores = (torch.rand(6, 40, generator=generator) * 1.4 - 0.2).requires_grad_()  # some beyond [0, 1]
+    labels = torch.zeros(6, 40)
+    labels[:, :3] = 1
+    counted = torch.rand(6, 40, generator=generator) > 0.2
+    counted[:, 0] = True
+    fast = quantized_average_precision(scores, labels, 20, counted)
+    (fast_grad,) = torch.autograd.grad(fast.sum(), scores)
+    slow = _binned_ap_by_loop(scores, labels, counted.float(), 20)
+    (slow_grad,) = torch.autograd.grad(slow.sum(), scores)
+    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=0)
+    torch.testing.assert_close(fast_grad, slow_grad, atol=1e-5, rtol=0)
+
+
+def test_entries_left_out_do_not_rank() -> None:
+    """A negative above the positive costs precision, unless it is left out."""
+    scores, labels = torch.tensor([[0.5, 0.9]]), torch.tensor([[1, 0]])
+    assert quantized_average_precision(scores, labels).item() < 0.6
+    left_out = quantized_average_precision(scores, labels, counted=torch.tensor([[True, False]]))
+    assert left_out.item() == pytest.approx(1.0)
+
+
+def test_ap_loss_with_and_without_reliability() -> None:
+    ap, reliability = torch.tensor([0.8, 0.3]), torch.tensor([0.5, 0.0], requires_grad=True)
+    paper = ap_loss(ap, reliability, base=0.5)
+    torch.testing.assert_close(paper, torch.tensor([1 - 0.8 * 0.5 - 0.5 * 0.5, 0.5]))
+    # The warm-up (weight 0) is the plain AP loss: reliability gets no gradient at all.
+    plain = ap_loss(ap, reliability, base=0.5, weight=0.0)
+    torch.testing.assert_close(plain, 1 - ap)
+    (gradient,) = torch.autograd.grad(plain.sum(), reliability)
+    assert not gradient.any()
+    half = ap_loss(ap, reliability, base=0.5, weight=0.5)
+    torch.testing.assert_close(half, (plain + paper) / 2)
 
 
 def _identity_flow(height: int, width: int) -> torch.Tensor:
@@ -51,6 +103,16 @@ class TestCosimLoss:
         stripes = ((torch.arange(32) // 8) % 2 == 0).float().expand(32, 32)[None, None]
         loss = cosim_loss(torch.ones(1, 1, 32, 32), stripes, _identity_flow(32, 32))
         assert loss.item() == pytest.approx(1 - 1 / math.sqrt(2), abs=1e-5)
+
+    def test_pixels_without_correspondence_are_ignored(self) -> None:
+        rep2 = torch.rand(1, 1, 32, 32)
+        flow = _identity_flow(32, 32)
+        flow[:, :, :, :16] = float("nan")  # the left half of image 1 is not seen in image 2
+        rep1 = rep2.clone()
+        other = rep1.clone()
+        other[..., :16] = torch.rand(1, 1, 32, 16)  # whatever image 1 shows there
+        assert cosim_loss(rep1, rep2, flow).item() == pytest.approx(0, abs=1e-6)
+        assert cosim_loss(other, rep2, flow).item() == pytest.approx(0, abs=1e-6)
 
     def test_follows_the_flow(self) -> None:
         rep1 = torch.rand(1, 1, 32, 40)
@@ -84,12 +146,27 @@ class TestPairSampler:
         assert len(sampler.positive_offsets) == 29 and len(sampler.negative_offsets) == 80
         descriptors = torch.nn.functional.normalize(torch.randn(2, 8, 64, 64), dim=1)
         reliability = torch.rand(2, 1, 64, 64)
-        scores, labels, rel, valid = sampler(descriptors, descriptors, reliability, reliability, _identity_flow(64, 64)
-                                             .expand(2, -1, -1, -1), torch.Generator().manual_seed(0))
+        scores, labels, counted, rel, valid = sampler(descriptors, descriptors, reliability, reliability,
+                                                      _identity_flow(64, 64).expand(2, -1, -1, -1),
+                                                      torch.Generator().manual_seed(0))
         queries = 2 * 4 * 4  # a 4x4 grid of step 8 inside a 16-px border, per image
         assert scores.shape == labels.shape == (queries, 1 + 80 + 2 * 400)
         assert valid.all() and torch.allclose(scores[:, 0], torch.ones(queries))  # identical images: best = 1
+        assert counted.all()  # every ring negative of a query 16 px inside lies inside image 2
         assert torch.allclose(rel, reliability[:, 0, 16:48:8, 16:48:8].reshape(-1))
+
+    def test_ring_negatives_outside_image_2_are_left_out(self) -> None:
+        """A query whose true match is on image 2's left edge: negatives left of it do not exist."""
+        descriptors = torch.nn.functional.normalize(torch.randn(1, 8, 64, 64), dim=1)
+        flow = _identity_flow(64, 64)
+        flow[:, 0] = 0.0  # every pixel of image 1 lands in column 0 of image 2
+        sampler = PairSampler(LossConfig())
+        _, _, counted, _, valid = sampler(descriptors, descriptors, torch.ones(1, 1, 64, 64),
+                                          torch.ones(1, 1, 64, 64), flow)
+        assert valid.all()
+        outside = sampler.negative_offsets[:, 0] < 0
+        assert not counted[:, 1:81][:, outside].any() and counted[:, 1:81][:, ~outside].all()
+        assert counted[:, 0].all() and counted[:, 81:].all()
 
     def test_queries_landing_outside_image_2_are_invalid(self) -> None:
         descriptors = torch.nn.functional.normalize(torch.randn(1, 8, 64, 64), dim=1)

@@ -21,7 +21,11 @@ from r2d2_ros.training.data import DataConfig, FlowPairs, SyntheticPairs, collat
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["run.batch_size=4", "data.crop_size=64", "data.min_source_side=96", "data.max_source_side=128",
         "run.workers=0", "run.val_pairs=16", "run.val_image_every=5", "run.device=cpu", "optim.lr=0.001",
-        "loss.border=8", "loss.distractors_per_image=100", "run.log_every=5"]
+        "loss.border=8", "loss.distractors_per_image=100", "run.log_every=5",
+        # Validation at the training crops' size, keeping every local maximum (a 40-step network
+        # rarely passes the 0.7 thresholds).
+        "run.val_size=96", "run.val_threshold=0.0",
+        "run.amp=none"]  # the same arithmetic on every CPU (auto picks bf16 where it is native)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def test_short_cpu_run_lowers_the_loss_and_beats_random_init(photos: Path, tmp_p
     assert validation[-1] > validation[0] + 0.03, validation  # step 0 is the random initialisation
     # One model code: the trainer's checkpoint loads in the node's and CLIs' loader as it is.
     model = load_model(tmp_path / "best.pt")
-    assert model.arch == "Quad_L2Net_ConfCFS()"
+    assert model.arch == "Fast_Quad_L2Net_ConfCFS()"
     assert load_checkpoint(tmp_path / "best.pt").config["run"]["steps"] == 40
 
 
@@ -70,6 +74,62 @@ def test_resume_continues_at_the_same_step_with_the_same_batches(photos: Path, t
     resumed.fit()
     for key, value in straight.model.state_dict().items():
         assert torch.allclose(resumed.model.state_dict()[key].float(), value.float(), atol=1e-6), key
+
+
+def test_resume_with_a_new_learning_rate_uses_it(photos: Path, tmp_path: Path) -> None:
+    """The schedule, not the checkpoint's optimizer state, sets the learning rate of a resumed chunk."""
+    Trainer(_config(photos, tmp_path, "run.steps=2", "run.val_every=100", "optim.lr=0.001")).fit()
+    resumed = Trainer(_config(photos, tmp_path, "run.steps=3", "run.val_every=100", "optim.lr=0.0002"), resume=True)
+    resumed.fit()
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
+    rates = [float(row["lr"]) for row in _rows(tmp_path / "metrics.csv")]
+    assert rates[-1] == pytest.approx(2e-4)
+
+
+def test_next_chunk_continues_from_exported_weights(photos: Path, tmp_path: Path) -> None:
+    """A chunk can start from the committed (exported) model: its weights and global step, a fresh optimizer."""
+    from r2d2_ros.cli.train import export_model
+
+    Trainer(_config(photos, tmp_path / "chunk1", "run.steps=2", "run.val_every=100")).fit()
+    export_model(tmp_path / "chunk1" / "last.pt", tmp_path / "shipped.pt")
+    assert "optimizer" not in load_checkpoint(tmp_path / "shipped.pt").extra
+    chunk2 = Trainer(_config(photos, tmp_path / "chunk2", "run.steps=3", "run.val_every=100"),
+                     resume_from=tmp_path / "shipped.pt")
+    assert chunk2.step == 2
+    shipped = load_model(tmp_path / "shipped.pt").state_dict()
+    for key, value in chunk2.model.state_dict().items():
+        assert torch.equal(value, shipped[key]), key
+    chunk2.fit()
+    assert load_checkpoint(tmp_path / "chunk2" / "last.pt").extra["step"] == 3
+    with pytest.raises(ValueError, match="this run trains"):
+        Trainer(_config(photos, tmp_path / "chunk3", "model.arch=Quad_L2Net_ConfCFS()"),
+                resume_from=tmp_path / "shipped.pt")
+
+
+def test_trainer_logs_its_precision_choice(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr("r2d2_ros.device.cpu_has_native_bf16", lambda cpuinfo=None: True)
+    with caplog.at_level("INFO", logger="r2d2-train"):
+        trainer = Trainer(_config(photos, tmp_path, "run.steps=1", "run.amp=auto"))
+    assert trainer.amp_dtype == torch.bfloat16
+    assert "native bf16" in caplog.text
+    assert trainer.train_step(next(iter(trainer._loader(0)))).terms["total"] > 0
+
+
+def test_a_pair_that_fails_its_checks_is_redrawn_never_used(textured_image: np.ndarray,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from r2d2_ros.training import data
+
+    shifted_away = np.array([[1, 0, 64], [0, 1, 0], [0, 0, 1]], float)  # image 1 lands beside image 2
+    draws = iter([shifted_away, shifted_away, np.eye(3)])
+    monkeypatch.setattr(data, "sample_homography", lambda *args: next(draws))
+    image = cv2.resize(textured_image, (320, 240))
+    config = DataConfig(crop_size=64, min_source_side=96, max_source_side=128)
+    pair = data.make_synthetic_pair(image, np.random.default_rng(0), config)
+    np.testing.assert_array_equal(pair["homography"], np.eye(3))  # the third draw, the first valid one
+    monkeypatch.setattr(data, "sample_homography", lambda *args: shifted_away)
+    with pytest.raises(ValueError, match="no homography"):
+        data.make_synthetic_pair(image, np.random.default_rng(0), config)
 
 
 def test_kill_leaves_a_loadable_checkpoint_and_resume_goes_on(photos: Path, tmp_path: Path) -> None:
@@ -141,10 +201,10 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path: Path, textured_imag
 
 def test_synthetic_flow_agrees_with_the_images(tmp_path: Path, textured_image: np.ndarray) -> None:
     """Pixels of image 1 and where the flow sends them in image 2 look alike (before photometric changes)."""
-    from r2d2_ros.training.data import PhotometricConfig, make_synthetic_pair
+    from r2d2_ros.training.data import PHOTOMETRIC, PhotometricConfig, make_synthetic_pair
 
     config = DataConfig(crop_size=64, min_source_side=96, max_source_side=128,
-                        photometric=PhotometricConfig(0, 0, 0, 0, 0, 0))
+                        photometric=PhotometricConfig(**{name: 0 for name in PHOTOMETRIC}))
     image = cv2.GaussianBlur(cv2.resize(textured_image, (320, 240)), (5, 5), 0)
     pair = make_synthetic_pair(image, np.random.default_rng(0), config)
     flow = pair["aflow"]
