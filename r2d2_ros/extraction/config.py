@@ -20,7 +20,7 @@ class ExtractionConfig:
     scale_f: float = 2**0.25  # ratio between two pyramid levels (> 1)
     min_scale: float = 0.0  # smallest level, as a fraction of the input size
     max_scale: float = 1.0  # largest level, as a fraction of the input size
-    min_size: int = 256  # smallest level's longest side, in pixels
+    min_size: int = 256  # smallest level's longest side, in pixels (a smaller image runs at its own size)
     max_size: int = 1024  # largest level's longest side, in pixels
     reliability_threshold: float = 0.7  # keep detections whose reliability is at least this
     repeatability_threshold: float = 0.7  # keep detections whose repeatability is at least this

@@ -85,11 +85,14 @@ def pyramid_levels(height: int, width: int, config: ExtractionConfig) -> list[Py
 
     Level 0 is the input; each next level divides the scale by ``scale_f``. A level is used when
     its scale lies within [max(min_scale, min_size / L), min(max_scale, max_size / L)],
-    L = max(height, width), with the original's 0.001 tolerance.
+    L = max(height, width), with the original's 0.001 tolerance. An image smaller than
+    ``min_size`` (a thermal or cropped camera) would use no level at all, so ``min_size`` never
+    asks for more than the largest level allowed: such an image runs at its own scale (or at
+    ``max_scale`` and ``max_size``, when those are smaller).
     """
     longest = max(height, width)
-    lowest = max(config.min_scale, config.min_size / longest)
     highest = min(config.max_scale, config.max_size / longest)
+    lowest = max(config.min_scale, min(config.min_size / longest, highest, 1.0))
     levels: list[PyramidLevel] = []
     scale, level_height, level_width = 1.0, height, width
     while scale + _SCALE_EPS >= lowest and min(level_height, level_width) > 0:

@@ -1,46 +1,47 @@
 """r2d2_node: camera images in; keypoints, descriptors and heatmaps out.
 
-A thin adapter: image conversion, extraction, message filling, parameters and statistics
-live in ROS-free modules; this file wires them to rclpy. Inference runs on a worker thread
-that always takes the newest frame, so a slow device drops frames instead of queueing them.
+A thin adapter: image conversion, extraction, message filling, parameters, statistics, health
+and model loading live in ROS-free modules; this file wires them to rclpy. Inference runs on a
+worker thread that always takes the newest frame, so a slow device drops frames instead of
+queueing them. Whatever goes wrong with one frame drops that frame only (counted by cause); a
+worker that stops anyway makes /diagnostics say ERROR and the process exit non-zero, so that a
+launch file's ``respawn`` restarts it.
 """
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rclpy
-import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from ..device import resolve_device
 from ..extraction import ExtractionConfig, extract_multiscale
 from ..features import Features
-from ..model import CheckpointError, R2D2Net, load_model, prepare_for_inference
 from ..msg import Keypoints
 from ..viz import colorize_heatmap, draw_keypoints
-from ..weights import default_model_path
-from .image_codec import ImageDecodeError, decode_compressed, decode_image
+from .health import assess_health
+from .image_codec import decode_compressed, decode_image
+from .inference import InferenceModel, ModelLoadError, load_inference_model, warm_up
 from .messages import DESCRIPTOR_ENCODINGS, features_to_message
 from .params import PARAMETERS, ParamSpec, extraction_config, validate_update
-from .pipeline import LatestFrameSlot, NodeStats
+from .pipeline import FrameDropped, LatestFrameSlot, NodeStats, frame_stage
 
 __all__ = ["R2D2Node", "StartupError", "main"]
-
-_WARMUP_SHAPE = (240, 320, 3)
 
 
 class StartupError(RuntimeError):
@@ -57,13 +58,6 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     elif spec.minimum is not None and isinstance(spec.default, int) and not isinstance(spec.default, bool):
         descriptor.integer_range = [IntegerRange(from_value=int(spec.minimum), to_value=int(spec.maximum), step=1)]
     return descriptor
-
-
-def _load(model_path: str, device_name: str) -> tuple[R2D2Net, torch.device, str]:
-    """Loads and prepares a model; StartupError-friendly ValueError on any problem."""
-    device = resolve_device(device_name)
-    path = Path(model_path) if model_path else default_model_path()
-    return prepare_for_inference(load_model(path, device)), device, path.stem
 
 
 def _image_message(array: np.ndarray, header: Any) -> Image:
@@ -87,175 +81,263 @@ class R2D2Node(Node):
         reason = validate_update(self._values, {})
         if reason:
             raise StartupError(f"invalid parameters: {reason}")
-        try:
-            self._model, self._device, self._model_name = _load(self._values["model"], self._values["device"])
-        except (ValueError, FileNotFoundError, CheckpointError) as error:
-            raise StartupError(str(error)) from error
         self._config: ExtractionConfig = extraction_config(self._values)
-        self._settings_lock = threading.Lock()
-        self._warm_up()
+        try:
+            self._model = load_inference_model(self._values["model"], self._values["device"], self._config)
+        except ModelLoadError as error:
+            raise StartupError(str(error)) from error
+        if self._model.device_note:
+            self.get_logger().warning(self._model.device_note)
+        self._settings_lock = threading.Lock()  # the worker reads model + settings as one consistent set
 
         self._stats = NodeStats()
-        self._slot: LatestFrameSlot[tuple[Any, float]] = LatestFrameSlot()
+        self._slot: LatestFrameSlot[tuple[Image | CompressedImage, float]] = LatestFrameSlot()
+        self._stopping = threading.Event()
+        self._worker_failure = ""  # why the worker thread ended, when it did so by an exception
+        # Set by the watchdog when the worker is gone: main() then exits non-zero.
+        self.exit_reason: str | None = None
         output_qos = QoSProfile(depth=5)
         self._keypoints_pub = self.create_publisher(Keypoints, "keypoints", output_qos)
         self._repeatability_pub = self.create_publisher(Image, "heatmap/repeatability", output_qos)
         self._reliability_pub = self.create_publisher(Image, "heatmap/reliability", output_qos)
         self._overlay_pub = self.create_publisher(Image, "keypoints/image", output_qos)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # Frames and diagnostics have their own callback group: a parameter change (the default
+        # group, where rclpy puts the parameter services) that loads and warms up a model runs on
+        # another executor thread and stalls neither of them.
+        frames_group = MutuallyExclusiveCallbackGroup()
         compressed = self._values["use_compressed"]
         self.create_subscription(
             CompressedImage if compressed else Image, "image/compressed" if compressed else "image",
-            self._on_image, qos_profile_sensor_data,
+            self._on_image, qos_profile_sensor_data, callback_group=frames_group,
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(self._values["diagnostics_period"], self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, name="r2d2_inference", daemon=True)
+        self.create_timer(self._values["diagnostics_period"], self._watchdog, callback_group=frames_group)
+        self._worker = threading.Thread(target=self._run_worker, name="r2d2_inference", daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f"ready: model {self._model_name} ({self._model.arch}) on {self._device}, {self._config.precision}, "
-            f"subscribed to {'image/compressed' if compressed else 'image'}"
+            f"ready: model {self._model.name} ({self._model.network.arch}) on {self._model.device}, "
+            f"{self._config.precision}, subscribed to {'image/compressed' if compressed else 'image'}"
         )
 
-    # --- start-up and parameters -------------------------------------------------------------
-
-    def _warm_up(self) -> None:
-        """Runs the network once so that the first real frame does not pay for kernel selection."""
-        warm = self._config.replace(min_size=0)
-        extract_multiscale(self._model, np.zeros(_WARMUP_SHAPE, np.uint8), warm).numpy()
+    # --- parameters ----------------------------------------------------------------------------
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        # rclpy runs parameter callbacks one at a time (one callback group), so _values and
+        # _model only change here; the lock makes the worker see them change together.
         changes = {p.name: p.value for p in parameters}
+        reason = validate_update(self._values, changes)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
+        values = {**self._values, **{k: v for k, v in changes.items() if k in self._values}}
+        values = {spec.name: spec.coerce(values[spec.name]) for spec in PARAMETERS}
+        config = extraction_config(values)
+        try:
+            model = self._model_for(values, config)
+        except ModelLoadError as error:
+            self.get_logger().error(f"refused the change of {', '.join(sorted(changes))}: {error}")
+            return SetParametersResult(successful=False, reason=str(error))
         with self._settings_lock:
-            reason = validate_update(self._values, changes)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-            values = {**self._values, **{k: v for k, v in changes.items() if k in self._values}}
-            values = {spec.name: spec.coerce(values[spec.name]) for spec in PARAMETERS}
-            model = (self._model, self._device, self._model_name)
-            if (values["model"], values["device"]) != (self._values["model"], self._values["device"]):
-                try:
-                    model = _load(values["model"], values["device"])
-                except (ValueError, FileNotFoundError, CheckpointError) as error:
-                    return SetParametersResult(successful=False, reason=str(error))
-            self._model, self._device, self._model_name = model
-            self._values, self._config = values, extraction_config(values)
+            self._model, self._values, self._config = model, values, config
+        if model.device_note:
+            self.get_logger().warning(model.device_note)
         self.get_logger().info(f"parameters updated: {', '.join(sorted(changes))}")
         return SetParametersResult(successful=True)
 
-    # --- frames ------------------------------------------------------------------------------
+    def _model_for(self, values: dict[str, Any], config: ExtractionConfig) -> InferenceModel:
+        """The model that ``values`` ask for, loaded and warmed up while the current one keeps serving."""
+        if (values["model"], values["device"]) != (self._values["model"], self._values["device"]):
+            return load_inference_model(values["model"], values["device"], config)
+        if config.precision != self._config.precision:
+            warm_up(self._model.network, config)
+        return self._model
+
+    # --- frames ----------------------------------------------------------------------------------
 
     def _on_image(self, message: Image | CompressedImage) -> None:
-        self._stats.frame_received()
-        if self._slot.put((message, time.monotonic())):
-            self._stats.frame_dropped("superseded")
+        received_at = self._stats.frame_received()
+        if self._slot.put((message, received_at)):
+            self._stats.frame_superseded()
+
+    def _run_worker(self) -> None:
+        """The worker thread: remembers why it ended, for the watchdog."""
+        try:
+            self._work()
+        except BaseException as error:
+            self._worker_failure = f"{type(error).__name__}: {error}"
+            raise  # threading's excepthook prints the traceback
 
     def _work(self) -> None:
-        while self.context.ok():
+        while not self._stopping.is_set():
             item = self._slot.take(timeout=0.2)
             if item is None:
                 continue
+            message, received_at = item
             try:
-                self._process(*item)
-            except Exception:
-                if self.context.ok():
-                    raise
-                return  # shut down (Ctrl-C) mid-frame: there is nothing left to publish to
+                self._process(message, received_at)
+            except FrameDropped as drop:
+                if not self.context.ok():
+                    return  # shut down (Ctrl-C) mid-frame: there is nothing left to publish to
+                self._stats.frame_dropped(drop.reason, received_at)
+                self.get_logger().warning(f"dropped a frame: {drop}", throttle_duration_sec=5.0)
 
-    def _decode(self, message: Image | CompressedImage) -> np.ndarray:
+    def _decode(self, message: Image | CompressedImage, significant_bits: int) -> np.ndarray:
         if isinstance(message, CompressedImage):
             return decode_compressed(message.data)
         return decode_image(message.encoding, message.height, message.width, message.step, message.data,
-                            bool(message.is_bigendian))
+                            bool(message.is_bigendian), significant_bits)
 
-    def _process(self, message: Image | CompressedImage, received: float) -> None:
-        try:
-            image = self._decode(message)
-        except ImageDecodeError as error:
-            self._stats.frame_dropped(error.reason)
-            self.get_logger().warning(f"dropped a frame: {error}", throttle_duration_sec=5.0)
-            return
+    def _process(self, message: Image | CompressedImage, received_at: float) -> None:
+        """Answers one frame; every stage that can fail raises FrameDropped naming the stage."""
         with self._settings_lock:
-            model, config, values, model_name = self._model, self._config, self._values, self._model_name
-        want_heatmaps = self._repeatability_pub.get_subscription_count() + self._reliability_pub.get_subscription_count() > 0
-        try:
-            features = extract_multiscale(model, image, config, return_maps=want_heatmaps)
-        except (RuntimeError, ValueError) as error:  # e.g. out of GPU memory on a huge frame
-            self._stats.frame_dropped("inference_error")
-            self.get_logger().error(f"extraction failed: {error}", throttle_duration_sec=5.0)
-            return
-        keypoints = features_to_message(features, Keypoints(header=message.header), model_name,
-                                        DESCRIPTOR_ENCODINGS[values["descriptor_encoding"]])
-        self._keypoints_pub.publish(keypoints)
-        self._stats.frame_published(time.monotonic() - received)
+            model, config, values = self._model, self._config, self._values
+        with frame_stage("decode"):
+            image = self._decode(message, values["significant_bits"])
+        with frame_stage("inference_error"):
+            want_heatmaps = (self._repeatability_pub.get_subscription_count()
+                             + self._reliability_pub.get_subscription_count()) > 0
+            features = extract_multiscale(model.network, image, config, return_maps=want_heatmaps)
+        with frame_stage("publish_error"):
+            keypoints = features_to_message(features, Keypoints(header=message.header), model.name,
+                                            DESCRIPTOR_ENCODINGS[values["descriptor_encoding"]])
+            self._keypoints_pub.publish(keypoints)
+        self._stats.frame_published(received_at)
         self._publish_pictures(message.header, image, features, values)
 
     def _publish_pictures(self, header: Any, image: np.ndarray, features: Features, values: dict[str, Any]) -> None:
         """Heatmaps and the overlay, built only for topics that someone subscribes to."""
-        if features.maps is not None:
-            for publisher, heatmap in ((self._repeatability_pub, features.maps.repeatability),
-                                       (self._reliability_pub, features.maps.reliability)):
-                if publisher.get_subscription_count():
-                    picture = colorize_heatmap(heatmap.float().cpu().numpy(), values["heatmap_colormap"])
-                    publisher.publish(_image_message(picture, header))
-        if self._overlay_pub.get_subscription_count():
-            limit = values["overlay_max_keypoints"]  # best first: download only what is drawn
-            keypoints = features.keypoints[:limit].float().cpu().numpy()
-            overlay = draw_keypoints(image, keypoints, features.scores[:limit].float().cpu().numpy())
-            self._overlay_pub.publish(_image_message(overlay, header))
+        with frame_stage("heatmap_error"):
+            if features.maps is not None:
+                for publisher, heatmap in ((self._repeatability_pub, features.maps.repeatability),
+                                           (self._reliability_pub, features.maps.reliability)):
+                    if publisher.get_subscription_count():
+                        picture = colorize_heatmap(heatmap.float().cpu().numpy(), values["heatmap_colormap"])
+                        publisher.publish(_image_message(picture, header))
+        with frame_stage("overlay_error"):
+            if self._overlay_pub.get_subscription_count():
+                limit = values["overlay_max_keypoints"]  # best first: download only what is drawn
+                keypoints = features.keypoints[:limit].float().cpu().numpy()
+                overlay = draw_keypoints(image, keypoints, features.scores[:limit].float().cpu().numpy())
+                self._overlay_pub.publish(_image_message(overlay, header))
 
-    # --- diagnostics and shutdown --------------------------------------------------------------
+    # --- diagnostics, watchdog and shutdown ------------------------------------------------------
 
-    def _publish_diagnostics(self) -> None:
+    def _worker_stopped(self) -> str | None:
+        """Why the worker is gone, or None while it runs (or stops because the node does)."""
+        if self._worker.is_alive() or self._stopping.is_set():
+            return None
+        return self._worker_failure or "it returned"
+
+    def _watchdog(self) -> None:
+        """Publishes /diagnostics; when the worker is gone, asks main() to exit non-zero."""
+        worker_failure = self._worker_stopped()
+        self._publish_diagnostics(worker_failure)
+        if worker_failure is not None and self.exit_reason is None:
+            self.get_logger().fatal(f"inference worker stopped ({worker_failure}): exiting so that "
+                                    "a respawning launch file restarts the node")
+            self.exit_reason = worker_failure
+
+    def _publish_diagnostics(self, worker_failure: str | None) -> None:
         stats = self._stats.snapshot()
-        bad_input = sum(count for cause, count in stats.dropped.items() if cause != "superseded")
+        with self._settings_lock:
+            model, stale_timeout, precision = self._model, self._values["stale_timeout"], self._config.precision
+        health = assess_health(stats, stale_timeout, worker_failure)
         status = DiagnosticStatus(
-            level=DiagnosticStatus.WARN if bad_input else DiagnosticStatus.OK,
-            name=f"{self.get_name()}: R2D2 extraction",
-            message=f"{stats.output_rate_hz:.1f} Hz out of {stats.input_rate_hz:.1f} Hz in",
-            hardware_id=str(self._device),
+            level=bytes([health.level]),
+            # Fully qualified: several cameras' nodes must not overwrite each other's status.
+            name=f"{self.get_fully_qualified_name()}: R2D2 extraction",
+            message=f"{health.message}; {model.device_note}" if model.device_note else health.message,
+            hardware_id=str(model.device),
         )
-        values = {
+        fields = {
             "input_rate_hz": f"{stats.input_rate_hz:.2f}",
             "output_rate_hz": f"{stats.output_rate_hz:.2f}",
             "latency_mean_ms": f"{stats.latency_mean_ms:.1f}",
             "latency_max_ms": f"{stats.latency_max_ms:.1f}",
             "frames_received": str(stats.received),
             "frames_published": str(stats.published),
-            "device": str(self._device),
-            "model": self._model_name,
-            "precision": self._config.precision,
+            "unanswered_s": f"{stats.unanswered_s:.1f}",
+            "worker": "running" if worker_failure is None else f"stopped: {worker_failure}",
+            "device": str(model.device),
+            "device_note": model.device_note,
+            "model": model.name,
+            "precision": precision,
             **{f"dropped_{cause}": str(count) for cause, count in sorted(stats.dropped.items())},
         }
-        status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
+        status.values = [KeyValue(key=key, value=value) for key, value in fields.items()]
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics_pub.publish(DiagnosticArray(header=header, status=[status]))
 
-    def stop(self) -> None:
-        """Stops the worker thread."""
+    def stop(self) -> bool:
+        """Stops the worker, waiting up to ``shutdown_timeout`` for the frame in progress.
+
+        Returns:
+            True when the worker has finished; False when it is still inside a frame.
+        """
+        self._stopping.set()
         self._slot.close()
-        self._worker.join(timeout=5.0)
+        timeout = self._values["shutdown_timeout"]
+        self._worker.join(min(0.1, timeout))  # an idle worker wakes from the closed slot at once
+        if self._worker.is_alive():
+            self.get_logger().info(f"stopping: waiting up to {timeout:g} s for the frame in progress")
+            self._worker.join(timeout)
+        if self._worker.is_alive():
+            self.get_logger().warning(f"the frame in progress did not finish within {timeout:g} s; exiting without it")
+        return not self._worker.is_alive()
+
+
+def _stop_requested_by_signals() -> threading.Event:
+    """SIGINT and SIGTERM set the returned event, instead of rclpy's handlers.
+
+    Those shut the context down at once, which also ends logging and publishing before the
+    frame in progress is finished; with the event, main() stops the node in order instead.
+    """
+    requested = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: requested.set())
+    return requested
+
+
+def _spin(node: R2D2Node, stop_requested: threading.Event) -> int:
+    """Runs the node until a stop is requested (0) or its watchdog finds the worker gone (1)."""
+    # Two threads: one for frames and diagnostics, one for parameter changes (see R2D2Node).
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        while rclpy.ok() and not stop_requested.is_set() and node.exit_reason is None:
+            executor.spin_once(timeout_sec=0.2)  # signal handlers run between two waits
+    finally:
+        executor.remove_node(node)
+        executor.shutdown(timeout_sec=node.get_parameter("shutdown_timeout").value)
+    return 1 if node.exit_reason is not None else 0
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``ros2 run r2d2_ros r2d2_node``; 1 when the node cannot start."""
-    rclpy.init(args=args)
+    """Entry point of ``ros2 run r2d2_ros r2d2_node``; 1 when the node cannot start or its worker died."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop_requested = _stop_requested_by_signals()
     node = None
+    code = 0
+    worker_finished = True
     try:
         node = R2D2Node()
-        rclpy.spin(node)
+        code = _spin(node, stop_requested)
     except StartupError as error:
         rclpy.logging.get_logger("r2d2_node").fatal(f"cannot start: {error}")
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        code = 1
     finally:
         if node is not None:
-            node.stop()
+            worker_finished = node.stop()
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    if not worker_finished:
+        # The worker is still inside torch: letting the interpreter finalise under a running
+        # native thread can crash at exit, so leave now, with the exit code already decided.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

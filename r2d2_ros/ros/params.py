@@ -72,7 +72,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=tuple(DESCRIPTOR_ENCODINGS)),
     ParamSpec("heatmap_colormap", "turbo", "colour map of the heatmap images", choices=HEATMAP_COLORMAPS),
     ParamSpec("overlay_max_keypoints", 1000, "keypoints drawn on keypoints/image (best first)", 0, 100_000),
+    ParamSpec("significant_bits", 16, "significant (low) bits of mono16/16UC1 pixels: 12 for a 12-bit sensor "
+              "that writes 0..4095, 16 when white is 65535", 1, 16),
     ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0, read_only=True),
+    ParamSpec("stale_timeout", 30.0, "seconds that input may wait with no output before /diagnostics says "
+              "ERROR (stale); above the slowest expected frame", 0.1, 3600.0),
+    ParamSpec("shutdown_timeout", 10.0, "seconds that Ctrl-C or SIGTERM waits for the frame in progress",
+              0.0, 600.0),
     ParamSpec("use_compressed", False, "subscribe image/compressed (CompressedImage) instead of image",
               read_only=True),
 )

@@ -1,15 +1,44 @@
-"""Thread-safe pieces of the node that need no ROS: the latest-frame slot and the statistics."""
+"""Thread-safe pieces of the node that need no ROS: the latest-frame slot, frame faults and statistics."""
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["LatestFrameSlot", "NodeStats", "StatsSnapshot"]
+__all__ = ["FrameDropped", "LatestFrameSlot", "NodeStats", "StatsSnapshot", "frame_stage"]
 
 T = TypeVar("T")
+
+SUPERSEDED = "superseded"
+
+
+class FrameDropped(Exception):
+    """A frame that cannot be answered; ``reason`` is the short name of its drop counter."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@contextmanager
+def frame_stage(reason: str) -> Iterator[None]:
+    """Turns any exception raised inside into :class:`FrameDropped` with ``reason``.
+
+    A frame's stages (decode, extraction, publishing, pictures) run inside one of these so that
+    whatever a frame carries, and whatever OpenCV, torch or rclpy raise on it, costs that frame
+    only: the worker thread counts the drop and goes on. A :class:`FrameDropped` raised inside
+    keeps its own, more precise reason.
+    """
+    try:
+        yield
+    except FrameDropped:
+        raise
+    except Exception as error:
+        raise FrameDropped(reason, f"{reason}: {type(error).__name__}: {error}") from error
 
 
 class LatestFrameSlot(Generic[T]):
@@ -44,7 +73,7 @@ class LatestFrameSlot(Generic[T]):
 
 @dataclass(frozen=True)
 class StatsSnapshot:
-    """Figures over the last window, plus counts since start."""
+    """Figures over the last window, counts since start, and what the health checks need."""
 
     input_rate_hz: float
     output_rate_hz: float
@@ -52,47 +81,93 @@ class StatsSnapshot:
     latency_max_ms: float
     received: int
     published: int
-    dropped: dict[str, int]
+    dropped: dict[str, int]  # since start, by cause
+    recent_dropped: dict[str, int]  # within the window, by cause
+    failure_streak: int  # frames the worker dropped in a row since its last published one
+    last_failure: str  # reason of the latest such drop ("" when none)
+    unanswered_s: float  # how long input has waited with no answer (0 when nothing waits)
 
 
 class NodeStats:
-    """Counts frames in, out and dropped (by cause) and the latency of published frames."""
+    """Counts frames in, out and dropped (by cause), the latency of published frames, and unanswered input.
 
-    def __init__(self, window_s: float = 5.0) -> None:
+    A frame is *answered* when the worker publishes it or drops it; a superseded frame is not
+    answered but replaced. ``unanswered_s`` measures from the later of the last answer and the
+    first input after it, so that an idle camera that starts again is not stale at once.
+    """
+
+    def __init__(self, window_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._window_s = window_s
+        self._clock = clock
         self._lock = threading.Lock()
         self._inputs: deque[float] = deque()
         self._outputs: deque[tuple[float, float]] = deque()  # (time, latency seconds)
+        self._drops: deque[tuple[float, str]] = deque()
         self._received = 0
         self._published = 0
         self._dropped: Counter[str] = Counter()
+        self._failure_streak = 0
+        self._last_failure = ""
+        self._last_input_at: float | None = None
+        self._waiting_since: float | None = None
 
     def _trim(self, now: float) -> None:
-        while self._inputs and self._inputs[0] < now - self._window_s:
+        start = now - self._window_s
+        while self._inputs and self._inputs[0] < start:
             self._inputs.popleft()
-        while self._outputs and self._outputs[0][0] < now - self._window_s:
+        while self._outputs and self._outputs[0][0] < start:
             self._outputs.popleft()
+        while self._drops and self._drops[0][0] < start:
+            self._drops.popleft()
 
-    def frame_received(self) -> None:
-        now = time.monotonic()
+    def _answered(self, now: float, received_at: float) -> None:
+        # Input newer than the answered frame is still waiting, from now on.
+        newer_waiting = self._last_input_at is not None and self._last_input_at > received_at
+        self._waiting_since = now if newer_waiting else None
+
+    def frame_received(self) -> float:
+        """Counts a frame from the camera; returns its arrival time, to hand back when it is answered."""
+        now = self._clock()
         with self._lock:
             self._received += 1
             self._inputs.append(now)
+            self._last_input_at = now
+            if self._waiting_since is None:
+                self._waiting_since = now
             self._trim(now)
+        return now
 
-    def frame_published(self, latency_s: float) -> None:
-        now = time.monotonic()
+    def frame_published(self, received_at: float) -> None:
+        """Counts an answered frame and its latency."""
+        now = self._clock()
         with self._lock:
             self._published += 1
-            self._outputs.append((now, latency_s))
+            self._outputs.append((now, now - received_at))
+            self._failure_streak, self._last_failure = 0, ""
+            self._answered(now, received_at)
             self._trim(now)
 
-    def frame_dropped(self, cause: str) -> None:
+    def frame_superseded(self) -> None:
+        """Counts a frame replaced by a newer one before the worker took it (normal under load)."""
+        now = self._clock()
         with self._lock:
-            self._dropped[cause] += 1
+            self._dropped[SUPERSEDED] += 1
+            self._drops.append((now, SUPERSEDED))
+            self._trim(now)
+
+    def frame_dropped(self, reason: str, received_at: float) -> None:
+        """Counts a frame that the worker could not answer (bad input or a failed stage)."""
+        now = self._clock()
+        with self._lock:
+            self._dropped[reason] += 1
+            self._drops.append((now, reason))
+            self._failure_streak += 1
+            self._last_failure = reason
+            self._answered(now, received_at)
+            self._trim(now)
 
     def snapshot(self) -> StatsSnapshot:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             self._trim(now)
             latencies = [latency for _, latency in self._outputs]
@@ -104,4 +179,8 @@ class NodeStats:
                 received=self._received,
                 published=self._published,
                 dropped=dict(self._dropped),
+                recent_dropped=dict(Counter(reason for _, reason in self._drops)),
+                failure_streak=self._failure_streak,
+                last_failure=self._last_failure,
+                unanswered_s=now - self._waiting_since if self._waiting_since is not None else 0.0,
             )

@@ -1,6 +1,9 @@
 """Every supported sensor_msgs encoding converts to the expected pixels; bad input raises with a reason."""
 from __future__ import annotations
 
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
@@ -114,4 +117,47 @@ def test_compressed_round_trip_and_broken_jpeg() -> None:
     np.testing.assert_array_equal(decode_compressed(jpeg.tobytes()), RGB)
     with pytest.raises(ImageDecodeError) as error:
         decode_compressed(jpeg.tobytes()[:20])
+    assert error.value.reason == "decode"
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "uyvy", "yuv422_yuy2", "yuyv"])
+@pytest.mark.parametrize("width", [1, 5, 159])
+def test_odd_width_yuv422_is_a_size_error_not_an_opencv_error(encoding: str, width: int) -> None:
+    with pytest.raises(ImageDecodeError, match="multiple of 2") as error:
+        decode_image(encoding, 3, width, 2 * width, bytes(3 * 2 * width))
+    assert error.value.reason == "size"
+
+
+@pytest.mark.parametrize("encoding", ["bayer_rggb8", "bayer_bggr8", "bayer_gbrg8", "bayer_grbg8"])
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (1, 6), (5, 1), (5, 7), (6, 9)])
+def test_bayer_of_any_size_decodes(encoding: str, height: int, width: int) -> None:
+    mosaic = RNG.integers(0, 256, (height, width), dtype=np.uint8)
+    assert decode_image(encoding, height, width, width, mosaic.tobytes()).shape == (height, width, 3)
+
+
+def test_significant_bits_scale_a_12_bit_sensor_to_full_range() -> None:
+    pixels = np.array([[0, 2048, 4095, 65535]], "<u2")  # the last one: stray high bits, clipped
+    out = decode_image("mono16", 1, 4, 8, pixels.tobytes(), significant_bits=12)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[0.0, 2048 / 4095, 1.0, 1.0]], rtol=1e-6)
+    np.testing.assert_array_equal(decode_image("16UC1", 1, 4, 8, pixels.tobytes()), pixels)  # 16 bits: as sent
+
+
+def test_significant_bits_out_of_range() -> None:
+    with pytest.raises(ValueError, match="significant_bits"):
+        decode_image("mono16", 1, 1, 2, bytes(2), significant_bits=0)
+
+
+def png_claiming_pixels(width: int, height: int) -> bytes:
+    """A small PNG whose header claims ``width`` x ``height`` pixels (CRC fixed, so the header is valid)."""
+    ok, png = cv2.imencode(".png", RGB)
+    data = bytearray(png.tobytes())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR width and height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def test_compressed_header_beyond_opencv_pixel_limit_is_a_decode_error() -> None:
+    with pytest.raises(ImageDecodeError) as error:
+        decode_compressed(png_claiming_pixels(100_000, 100_000))
     assert error.value.reason == "decode"

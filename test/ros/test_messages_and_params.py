@@ -95,12 +95,13 @@ class TestLatestFrameSlot:
 
 
 def test_stats_count_drops_by_cause() -> None:
-    stats = NodeStats(window_s=10)
-    for _ in range(3):
-        stats.frame_received()
-    stats.frame_published(0.02)
-    stats.frame_dropped("size")
-    stats.frame_dropped("superseded")
+    now = [100.0]
+    stats = NodeStats(window_s=10, clock=lambda: now[0])
+    arrivals = [stats.frame_received() for _ in range(3)]
+    now[0] += 0.02
+    stats.frame_published(arrivals[0])
+    stats.frame_dropped("size", arrivals[1])
+    stats.frame_superseded()
     snapshot = stats.snapshot()
     assert (snapshot.received, snapshot.published) == (3, 1)
     assert snapshot.dropped == {"size": 1, "superseded": 1}

@@ -52,8 +52,11 @@ def spin_until(node: Node, condition: Callable[[], Any], timeout_s: float) -> bo
 class NodeProcess:
     """An r2d2_node in a subprocess, with its log kept for assertions."""
 
-    def __init__(self, parameters: dict[str, Any], name: str = "r2d2_node", namespace: str = "") -> None:
-        args = [sys.executable, "-m", "r2d2_ros.ros.node", "--ros-args", "-r", f"__node:={name}"]
+    def __init__(self, parameters: dict[str, Any], name: str = "r2d2_node", namespace: str = "",
+                 python_code: str | None = None) -> None:
+        """Starts ``python -m r2d2_ros.ros.node``, or ``python -c python_code`` (which must run the node)."""
+        program = ["-c", python_code] if python_code else ["-m", "r2d2_ros.ros.node"]
+        args = [sys.executable, *program, "--ros-args", "-r", f"__node:={name}"]
         if namespace:
             args += ["-r", f"__ns:=/{namespace}"]
         for key, value in parameters.items():
@@ -105,6 +108,20 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "random_n16.pt"
     save_checkpoint(path, Quad_L2Net_ConfCFS())
+    return path
+
+
+@pytest.fixture(scope="session")
+def big_random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The "big" N8 architecture (mchan=6) with fixed random weights: slower to warm up than N16."""
+    import torch
+
+    from r2d2_ros.model import save_checkpoint
+    from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "random_big.pt"
+    save_checkpoint(path, Quad_L2Net_ConfCFS(mchan=6))
     return path
 
 

@@ -8,129 +8,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
 from r2d2_ros.msg import Keypoints
 from r2d2_ros.ros.messages import message_to_arrays
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
+from ..ros.test_image_codec import png_claiming_pixels
+from ..ros.test_inference import write_oversized_checkpoint
+from .client import EQUIVALENT, GREY, HEIGHT, RGB, WIDTH, Client, image_message, level, value
 from .conftest import FAST_PARAMETERS, NodeProcess, spin_until
-
-HEIGHT, WIDTH = 120, 160
-
-
-def _grey_frame() -> np.ndarray:
-    rng = np.random.default_rng(3)
-    frame = cv2.GaussianBlur(rng.integers(0, 256, (HEIGHT, WIDTH), dtype=np.uint8), (5, 5), 0)
-    return frame
-
-
-GREY = _grey_frame()
-RGB = np.dstack([GREY] * 3)
-
-
-def _image(encoding: str, pixels: np.ndarray, step: int | None = None, stamp: int = 0, data: bytes | None = None,
-           frame_id: str = "camera_optical_frame", height: int = HEIGHT, width: int = WIDTH) -> Image:
-    payload = np.ascontiguousarray(pixels).tobytes() if data is None else data
-    message = Image(height=height, width=width, encoding=encoding, is_bigendian=0,
-                    step=step if step is not None else len(payload) // max(height, 1))
-    message.header.frame_id = frame_id
-    message.header.stamp.sec = stamp
-    message.data = payload
-    return message
-
-
-# The same grey picture in every encoding that can carry it losslessly.
-EQUIVALENT = {
-    "mono8": _image("mono8", GREY),
-    "8UC1": _image("8UC1", GREY),
-    "rgb8": _image("rgb8", RGB),
-    "bgr8": _image("bgr8", RGB),
-    "rgba8": _image("rgba8", np.dstack([RGB, np.zeros_like(GREY)])),
-    "bgra8": _image("bgra8", np.dstack([RGB, np.zeros_like(GREY)])),
-    "mono16": _image("mono16", GREY.astype("<u2") * 257),
-    "16UC1": _image("16UC1", GREY.astype("<u2") * 257),
-    "32FC1": _image("32FC1", (GREY / 255.0).astype("<f4")),
-}
-
-
-class Client:
-    """The test's side: publishes images, collects the node's outputs."""
-
-    def __init__(self, node: Node, prefix: str = "") -> None:
-        self.node = node
-        self.keypoints: list[Keypoints] = []
-        self.heatmaps: dict[str, list[Image]] = {"heatmap/repeatability": [], "heatmap/reliability": [],
-                                                 "keypoints/image": []}
-        self.diagnostics: list[DiagnosticArray] = []
-        self.image_pub = node.create_publisher(Image, f"{prefix}image", qos_profile_sensor_data)
-        self.compressed_pub = node.create_publisher(CompressedImage, f"{prefix}image/compressed",
-                                                    qos_profile_sensor_data)
-        node.create_subscription(Keypoints, f"{prefix}keypoints", self.keypoints.append, QoSProfile(depth=100))
-        for topic, store in self.heatmaps.items():
-            node.create_subscription(Image, f"{prefix}{topic}", store.append, QoSProfile(depth=10))
-        node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, QoSProfile(depth=10))
-
-    def _publish(self, message: Image | CompressedImage) -> None:
-        (self.compressed_pub if isinstance(message, CompressedImage) else self.image_pub).publish(message)
-
-    def send(self, message: Image | CompressedImage, timeout_s: float = 30.0) -> Keypoints | None:
-        """Publishes a frame until the keypoints stamped like it come back (None after the timeout).
-
-        The input is best effort (sensor-data QoS), so a frame sent while discovery is still
-        settling can be lost: it is sent again every few seconds.
-        """
-        before = len(self.keypoints)
-        stamp = message.header.stamp.sec
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self._publish(message)
-            if spin_until(self.node, lambda: any(k.header.stamp.sec == stamp for k in self.keypoints[before:]),
-                          min(3.0, max(0.0, deadline - time.monotonic()))):
-                return next(k for k in self.keypoints[before:] if k.header.stamp.sec == stamp)
-        return None
-
-    def send_bad(self, message: Image | CompressedImage, node_name: str, cause: str) -> None:
-        """Publishes an invalid frame until the node counts it as dropped for ``cause``; no keypoints may come."""
-        before_count = self.dropped(node_name).get(cause, 0)
-        before = len(self.keypoints)
-        deadline = time.monotonic() + 30
-        while self.dropped(node_name).get(cause, 0) <= before_count:
-            assert time.monotonic() < deadline, f"the node never counted a '{cause}' drop"
-            self._publish(message)
-            spin_until(self.node, lambda: False, 1.0)
-        stamp = message.header.stamp.sec
-        assert not any(k.header.stamp.sec == stamp for k in self.keypoints[before:]), "keypoints for a bad frame"
-
-    def dropped(self, node_name: str) -> dict[str, int]:
-        """The node's latest dropped_* counters from /diagnostics."""
-        self.diagnostics.clear()
-        spin_until(self.node, lambda: any(s.name.startswith(node_name) for d in self.diagnostics for s in d.status),
-                   timeout_s=5)
-        status = [s for d in self.diagnostics for s in d.status if s.name.startswith(node_name)][-1]
-        return {kv.key[len("dropped_"):]: int(kv.value) for kv in status.values if kv.key.startswith("dropped_")}
-
-    def set_parameters(self, service: str, **values: object) -> list[tuple[bool, str]]:
-        client = self.node.create_client(SetParameters, service)
-        assert client.wait_for_service(timeout_sec=10)
-        request = SetParameters.Request()
-        for name, value in values.items():
-            if isinstance(value, bool):
-                parameter_value = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
-            elif isinstance(value, int):
-                parameter_value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-            elif isinstance(value, float):
-                parameter_value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-            else:
-                parameter_value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(value))
-            request.parameters.append(Parameter(name=name, value=parameter_value))
-        future = client.call_async(request)
-        assert spin_until(self.node, future.done, timeout_s=10)
-        self.node.destroy_client(client)
-        return [(result.successful, result.reason) for result in future.result().results]
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +36,7 @@ def client(node_process: NodeProcess, test_node: Node) -> Client:
 
 class TestOutputs:
     def test_header_passes_through_and_top_k_holds(self, client: Client) -> None:
-        keypoints = client.send(_image("mono8", GREY, stamp=11, frame_id="front_camera_optical"))
+        keypoints = client.send(image_message("mono8", GREY, stamp=11, frame_id="front_camera_optical"))
         assert keypoints is not None
         assert keypoints.header.frame_id == "front_camera_optical" and keypoints.header.stamp.sec == 11
         assert 0 < keypoints.count <= FAST_PARAMETERS["top_k"]
@@ -163,7 +49,7 @@ class TestOutputs:
 
     def test_heatmaps_and_overlay_have_the_image_size_and_header(self, client: Client) -> None:
         spin_until(client.node, lambda: False, 1.0)  # let the node see the heatmap subscriptions
-        client.send(_image("mono8", GREY, stamp=12))
+        client.send(image_message("mono8", GREY, stamp=12))
         assert spin_until(client.node, lambda: all(client.heatmaps.values()), 10)
         for topic, images in client.heatmaps.items():
             image = images[-1]
@@ -182,18 +68,18 @@ class TestOutputs:
 
     @pytest.mark.parametrize("encoding", ["bayer_rggb8", "bayer_bggr8", "bayer_gbrg8", "bayer_grbg8"])
     def test_bayer_frames_are_processed(self, client: Client, encoding: str) -> None:
-        assert client.send(_image(encoding, GREY, stamp=200)) is not None
+        assert client.send(image_message(encoding, GREY, stamp=200)) is not None
 
     @pytest.mark.parametrize(("encoding", "width_bytes"), [("yuv422", 2), ("yuv422_yuy2", 2), ("uyvy", 2), ("yuyv", 2)])
     def test_yuv_frames_are_processed(self, client: Client, encoding: str, width_bytes: int) -> None:
         packed = np.full((HEIGHT, WIDTH * width_bytes), 128, np.uint8)
         packed[:, 1::2] = GREY  # luma on odd bytes (UYVY); either way a valid frame
-        assert client.send(_image(encoding, packed, stamp=201)) is not None
+        assert client.send(image_message(encoding, packed, stamp=201)) is not None
 
     def test_padded_rows_are_handled(self, client: Client) -> None:
         padded = np.hstack([GREY, np.full((HEIGHT, 32), 255, np.uint8)])
-        with_padding = client.send(_image("mono8", padded, step=WIDTH + 32, stamp=202))
-        without = client.send(_image("mono8", GREY, stamp=203))
+        with_padding = client.send(image_message("mono8", padded, step=WIDTH + 32, stamp=202))
+        without = client.send(image_message("mono8", GREY, stamp=203))
         np.testing.assert_allclose(message_to_arrays(with_padding)["keypoints"],
                                    message_to_arrays(without)["keypoints"])
 
@@ -202,22 +88,27 @@ class TestBadInput:
     @pytest.mark.parametrize(
         ("message", "cause"),
         [
-            (_image("rgb16", RGB, stamp=300), "encoding"),
-            (_image("mono8", GREY, step=WIDTH - 1, stamp=301, data=GREY.tobytes()), "size"),
-            (_image("mono8", GREY, step=WIDTH, stamp=302, data=GREY.tobytes()[:-100]), "size"),
-            (_image("mono8", GREY, step=0, stamp=303, data=b"", height=0, width=0), "size"),
+            (image_message("rgb16", RGB, stamp=300), "encoding"),
+            (image_message("mono8", GREY, step=WIDTH - 1, stamp=301, data=GREY.tobytes()), "size"),
+            (image_message("mono8", GREY, step=WIDTH, stamp=302, data=GREY.tobytes()[:-100]), "size"),
+            (image_message("mono8", GREY, step=0, stamp=303, data=b"", height=0, width=0), "size"),
+            # OpenCV raises on odd-width YUV 4:2:2: this once killed the worker for good.
+            (image_message("yuv422", GREY[:, 1:], stamp=304, data=bytes(HEIGHT * 2 * (WIDTH - 1)),
+                           width=WIDTH - 1), "size"),
+            (image_message("yuyv", GREY[:, 1:], stamp=305, data=bytes(HEIGHT * 2 * (WIDTH - 1)),
+                           width=WIDTH - 1), "size"),
         ],
     )
     def test_dropped_counted_and_node_keeps_serving(self, client: Client, message: Image, cause: str) -> None:
-        client.send_bad(message, "r2d2_node", cause)
-        assert client.send(_image("mono8", GREY, stamp=message.header.stamp.sec + 50)) is not None
+        client.send_bad(message, "/r2d2_node", cause)
+        assert client.send(image_message("mono8", GREY, stamp=message.header.stamp.sec + 50)) is not None
 
 
 class TestParameters:
     def test_update_applies_without_restart(self, client: Client) -> None:
         assert client.set_parameters("/r2d2_node/set_parameters", top_k=7) == [(True, "")]
         try:
-            keypoints = client.send(_image("mono8", GREY, stamp=400))
+            keypoints = client.send(image_message("mono8", GREY, stamp=400))
             assert keypoints.count == 7
         finally:
             client.set_parameters("/r2d2_node/set_parameters", top_k=FAST_PARAMETERS["top_k"])
@@ -225,7 +116,7 @@ class TestParameters:
     def test_descriptor_encoding_update(self, client: Client) -> None:
         assert client.set_parameters("/r2d2_node/set_parameters", descriptor_encoding="uint8") == [(True, "")]
         try:
-            keypoints = client.send(_image("mono8", GREY, stamp=401))
+            keypoints = client.send(image_message("mono8", GREY, stamp=401))
             assert keypoints.descriptor_encoding == Keypoints.ENCODING_UINT8
             assert len(keypoints.descriptors) == keypoints.count * 128
         finally:
@@ -245,17 +136,105 @@ class TestParameters:
     def test_invalid_update_is_rejected_with_reason(self, client: Client, values: dict, reason: str) -> None:
         [(successful, message)] = client.set_parameters("/r2d2_node/set_parameters", **values)
         assert not successful and reason in message
-        assert client.send(_image("mono8", GREY, stamp=402)).count == FAST_PARAMETERS["top_k"]
+        assert client.send(image_message("mono8", GREY, stamp=402)).count == FAST_PARAMETERS["top_k"]
+
+
+class TestDiagnostics:
+    """The module's node is /r2d2_node (diagnostics every 0.2 s, a 5 s recent window)."""
+
+    def test_warn_follows_recent_drops_and_clears_when_they_stop(self, client: Client) -> None:
+        good = image_message("mono8", GREY, stamp=800)
+        client.wait_status("/r2d2_node", lambda s: level(s) == "OK", 30, lambda: client.send(good))
+        client.send_bad(image_message("rgb16", RGB, stamp=801), "/r2d2_node", "encoding")
+        warned = client.status("/r2d2_node")
+        assert level(warned) == "WARN" and "encoding" in warned.message, warned.message
+        cleared = client.wait_status("/r2d2_node", lambda s: level(s) == "OK", 30, lambda: client.send(good))
+        assert int(value(cleared, "dropped_encoding")) >= 1, "the total stays in the values"
+
+    def test_error_when_every_frame_fails_then_recovers(self, client: Client) -> None:
+        bad = image_message("mono8", GREY, step=WIDTH, stamp=810, data=GREY.tobytes()[:-1])
+
+        def send_bad_frames() -> None:
+            client.image_pub.publish(bad)
+            spin_until(client.node, lambda: False, 0.3)
+
+        failing = client.wait_status("/r2d2_node", lambda s: level(s) == "ERROR", 30, send_bad_frames)
+        assert "every frame fails" in failing.message and "size" in failing.message, failing.message
+        assert client.send(image_message("mono8", GREY, stamp=811)) is not None
+        assert level(client.status("/r2d2_node")) != "ERROR"
+
+    def test_stale_when_no_output_while_input_arrives(self, client: Client) -> None:
+        large = cv2.resize(GREY, (1920, 1440))  # 144 times the test frames: about a second per frame on a CPU
+        assert client.set_parameters("/r2d2_node/set_parameters", stale_timeout=0.1) == [(True, "")]
+        try:
+            stale = client.wait_status("/r2d2_node", lambda s: "stale" in s.message, 60,
+                                       lambda: client.image_pub.publish(image_message("mono8", large, stamp=820)))
+            assert level(stale) == "ERROR", stale.message
+        finally:
+            assert client.set_parameters("/r2d2_node/set_parameters", stale_timeout=30.0) == [(True, "")]
+        client.send(image_message("mono8", GREY, stamp=821))
+        client.wait_status("/r2d2_node", lambda s: "stale" not in s.message, 30)
+
+
+class TestModelReload:
+    def test_a_reload_out_of_memory_is_refused_and_the_old_model_serves(self, client: Client,
+                                                                         tmp_path: Path) -> None:
+        oversized = write_oversized_checkpoint(tmp_path / "oversized.pt")
+        [(successful, reason)] = client.set_parameters("/r2d2_node/set_parameters", model=str(oversized))
+        assert not successful and "allocate" in reason, reason
+        keypoints = client.send(image_message("mono8", GREY, stamp=900))
+        assert keypoints is not None and keypoints.model_name == "random_n16"
+
+    def test_the_new_model_warms_up_off_the_executor_while_the_old_one_serves(
+        self, client: Client, random_checkpoint: Path, big_random_checkpoint: Path
+    ) -> None:
+        request = client.set_parameters_async("/r2d2_node/set_parameters", model=str(big_random_checkpoint))
+        client.diagnostics.clear()
+        assert spin_until(client.node, request.done, 120)
+        statuses_during_reload = [s for d in client.diagnostics for s in d.status
+                                  if s.name == "/r2d2_node: R2D2 extraction"]
+        try:
+            assert [(r.successful, r.reason) for r in request.result().results] == [(True, "")]
+            # Diagnostics every 0.2 s went on during the load and warm-up, from the old model.
+            assert len(statuses_during_reload) >= 3, len(statuses_during_reload)
+            assert {value(s, "model") for s in statuses_during_reload} == {"random_n16"}
+            keypoints = client.send(image_message("mono8", GREY, stamp=910))
+            assert keypoints.model_name == "random_big"
+        finally:
+            assert client.set_parameters("/r2d2_node/set_parameters", model=str(random_checkpoint)) == [(True, "")]
+
+
+class TestCameras:
+    def test_a_camera_smaller_than_min_size_gets_keypoints(self, client: Client) -> None:
+        pyramid = {"min_scale": 0.0, "min_size": 256, "max_size": 1024}  # the defaults; 160x120 is smaller
+        assert client.set_parameters("/r2d2_node/set_parameters", **pyramid) == [(True, "")] * 3
+        try:
+            keypoints = client.send(image_message("mono8", GREY, stamp=1000))
+            assert keypoints is not None and keypoints.count > 0
+        finally:
+            restore = {key: FAST_PARAMETERS[key] for key in pyramid}
+            assert client.set_parameters("/r2d2_node/set_parameters", **restore) == [(True, "")] * 3
+
+    def test_a_12_bit_camera_sees_what_an_8_bit_one_sees(self, client: Client) -> None:
+        levels = GREY // 17  # 0..15: exact in 8 bits (x 17) and in 12 bits (x 273)
+        eight_bit = client.send(image_message("mono8", (levels * 17).astype(np.uint8), stamp=1010))
+        assert client.set_parameters("/r2d2_node/set_parameters", significant_bits=12) == [(True, "")]
+        try:
+            twelve_bit = client.send(image_message("mono16", levels.astype("<u2") * 273, stamp=1011))
+        finally:
+            assert client.set_parameters("/r2d2_node/set_parameters", significant_bits=16) == [(True, "")]
+        np.testing.assert_allclose(message_to_arrays(twelve_bit)["keypoints"],
+                                   message_to_arrays(eight_bit)["keypoints"], atol=1e-3)
 
 
 def test_overload_keeps_latency_bounded_and_memory_flat(node_process: NodeProcess, client: Client) -> None:
     """Frames arrive far faster than the node processes them: it must drop, not queue."""
-    assert client.send(_image("mono8", GREY, stamp=500)) is not None
+    assert client.send(image_message("mono8", GREY, stamp=500)) is not None
     rss_before = node_process.rss_kib()
     start = len(client.keypoints)
     sent_at: dict[int, float] = {}
     for stamp in range(1000, 1300):  # ~300 frames as fast as the test can publish
-        client.image_pub.publish(_image("mono8", GREY, stamp=stamp))
+        client.image_pub.publish(image_message("mono8", GREY, stamp=stamp))
         sent_at[stamp] = time.monotonic()
         if stamp % 20 == 0:
             spin_until(client.node, lambda: False, 0.01)
@@ -263,7 +242,7 @@ def test_overload_keeps_latency_bounded_and_memory_flat(node_process: NodeProces
     received = client.keypoints[start:]
     assert received and received[-1].header.stamp.sec == 1299, "the newest frame is always processed"
     assert len(received) < 300, "frames were queued instead of dropped"
-    assert client.dropped("r2d2_node").get("superseded", 0) > 0
+    assert client.dropped("/r2d2_node").get("superseded", 0) > 0
     rss_after = node_process.rss_kib()
     assert rss_after < rss_before * 1.2 + 20_000, (rss_before, rss_after)
 
@@ -281,8 +260,13 @@ def test_compressed_input_and_broken_jpeg(random_checkpoint: Path, test_node: No
         assert client.send(good) is not None
         broken = CompressedImage(format="jpeg", data=jpeg.tobytes()[:50])
         broken.header.stamp.sec = 601
-        client.send_bad(broken, "r2d2_compressed", "decode")
+        client.send_bad(broken, "/compressed/r2d2_compressed", "decode")
         good.header.stamp.sec = 602
+        assert client.send(good) is not None
+        huge = CompressedImage(format="png", data=png_claiming_pixels(100_000, 100_000))  # OpenCV raises on it
+        huge.header.stamp.sec = 603
+        client.send_bad(huge, "/compressed/r2d2_compressed", "decode")
+        good.header.stamp.sec = 604
         assert client.send(good) is not None
     finally:
         assert node.stop() == 0, node.log()
@@ -320,7 +304,7 @@ def test_starts_on_the_bundled_model_without_parameters(test_node: Node) -> None
         assert "model r2d2_ros_default" in node.log()
         client = Client(test_node, prefix="default_model/")
         assert spin_until(test_node, lambda: client.image_pub.get_subscription_count() > 0, 20)
-        keypoints = client.send(_image("mono8", GREY, stamp=700))
+        keypoints = client.send(image_message("mono8", GREY, stamp=700))
         assert keypoints is not None and keypoints.model_name == "r2d2_ros_default" and keypoints.count > 0
     finally:
         assert node.stop() == 0, node.log()

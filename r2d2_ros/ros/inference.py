@@ -1,0 +1,87 @@
+"""The node's network: loaded, prepared and warmed up before it serves a frame (no rclpy).
+
+Both start-up and runtime reloads go through :func:`load_inference_model`, so a model that
+cannot be loaded or cannot run a frame, for whatever reason (a bad file, a missing GPU, out of
+memory), is one :class:`ModelLoadError` with the reason, and never replaces a working model.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..device import resolve_device
+from ..extraction import ExtractionConfig, extract_multiscale
+from ..model import R2D2Net, load_model, prepare_for_inference
+from ..weights import default_model_path
+
+__all__ = ["InferenceModel", "ModelLoadError", "cpu_fallback_note", "load_inference_model", "warm_up"]
+
+_WARMUP_SHAPE = (240, 320, 3)
+
+
+class ModelLoadError(RuntimeError):
+    """A model that cannot serve: the message says why."""
+
+
+@dataclass(frozen=True)
+class InferenceModel:
+    """A network ready for frames, and what the node reports about it."""
+
+    network: R2D2Net
+    device: torch.device
+    name: str
+    device_note: str  # "" unless the device is not what the user may expect (a CPU fallback)
+
+
+def cpu_fallback_note(requested: str, device: torch.device) -> str:
+    """Why ``device`` differs from what ``requested`` suggests, or "".
+
+    ``auto`` means "a GPU when there is one": landing on the CPU makes every frame take seconds,
+    which a user should learn from the start-up log and /diagnostics, not from the frame rate.
+    """
+    if requested.strip().lower() == "auto" and device.type == "cpu":
+        return "device auto found no CUDA GPU: running on the CPU (expect seconds per frame)"
+    return ""
+
+
+@contextmanager
+def _load_errors() -> Iterator[None]:
+    """Turns any exception raised inside into a ModelLoadError (torch and the loader raise many types)."""
+    try:
+        yield
+    except Exception as error:  # out of memory included
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # give back what the failed attempt allocated
+        raise ModelLoadError(f"{type(error).__name__}: {error}") from error
+
+
+def warm_up(network: R2D2Net, config: ExtractionConfig) -> None:
+    """Runs the network once at ``config``'s precision.
+
+    The first real frame then does not pay for kernel selection, and a model or precision that
+    cannot run fails here, where it can be refused, rather than on every frame.
+
+    Raises:
+        ModelLoadError: the network cannot run.
+    """
+    with _load_errors():
+        extract_multiscale(network, np.zeros(_WARMUP_SHAPE, np.uint8), config.replace(min_size=0)).numpy()
+
+
+def load_inference_model(model_path: str, device_name: str, config: ExtractionConfig) -> InferenceModel:
+    """Loads a checkpoint ("" = the bundled model) onto a device, prepares it and warms it up.
+
+    Raises:
+        ModelLoadError: for any failure, with its reason.
+    """
+    path = Path(model_path) if model_path else default_model_path()
+    with _load_errors():
+        device = resolve_device(device_name)
+        network = prepare_for_inference(load_model(path, device))
+    warm_up(network, config)
+    return InferenceModel(network, device, path.stem, cpu_fallback_note(device_name, device))

@@ -1,0 +1,109 @@
+"""The node's health without ROS: frame faults, recent-window drops, failure streaks, staleness."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from r2d2_ros.ros.health import FAILING_STREAK, Level, assess_health
+from r2d2_ros.ros.image_codec import ImageDecodeError
+from r2d2_ros.ros.pipeline import FrameDropped, NodeStats, frame_stage
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def stats(clock: FakeClock) -> NodeStats:
+    return NodeStats(window_s=5.0, clock=clock)
+
+
+def _health(stats: NodeStats, worker_failure: str | None = None, stale_timeout_s: float = 10.0):
+    return assess_health(stats.snapshot(), stale_timeout_s, worker_failure)
+
+
+class TestFrameStage:
+    def test_any_exception_becomes_a_drop_with_the_stage_reason(self) -> None:
+        with pytest.raises(FrameDropped) as drop:
+            with frame_stage("decode"):
+                cv2.cvtColor(np.zeros((2, 5, 2), np.uint8), cv2.COLOR_YUV2RGB_UYVY)  # cv2.error
+        assert drop.value.reason == "decode" and "error" in str(drop.value)
+
+    def test_a_drop_raised_inside_keeps_its_own_reason(self) -> None:
+        with pytest.raises(FrameDropped) as drop:
+            with frame_stage("decode"):
+                raise ImageDecodeError("size", "too short")
+        assert drop.value.reason == "size"
+
+    def test_base_exceptions_are_not_swallowed(self) -> None:
+        with pytest.raises(KeyboardInterrupt):
+            with frame_stage("inference_error"):
+                raise KeyboardInterrupt
+
+
+class TestHealth:
+    def test_ok_when_frames_are_answered_even_if_superseded(self, stats: NodeStats) -> None:
+        for _ in range(5):
+            stats.frame_received()
+            stats.frame_superseded()
+        stats.frame_published(stats.frame_received())
+        assert _health(stats).level == Level.OK
+
+    def test_warn_follows_recent_drops_and_clears_when_they_stop(self, stats: NodeStats, clock: FakeClock) -> None:
+        stats.frame_dropped("size", stats.frame_received())
+        stats.frame_published(stats.frame_received())
+        health = _health(stats)
+        assert health.level == Level.WARN and "size 1" in health.message
+        clock.now += 6.0  # one window later, with good frames only
+        stats.frame_published(stats.frame_received())
+        assert _health(stats).level == Level.OK
+        assert stats.snapshot().dropped == {"size": 1}, "totals stay"
+
+    def test_error_when_every_frame_fails_and_recovery(self, stats: NodeStats) -> None:
+        for _ in range(FAILING_STREAK):
+            stats.frame_dropped("inference_error", stats.frame_received())
+        health = _health(stats)
+        assert health.level == Level.ERROR and "every frame fails" in health.message
+        assert "inference_error" in health.message
+        stats.frame_published(stats.frame_received())
+        assert _health(stats).level == Level.WARN
+
+    def test_error_when_the_worker_is_gone(self, stats: NodeStats) -> None:
+        health = _health(stats, worker_failure="RuntimeError: boom")
+        assert health.level == Level.ERROR and "inference worker stopped (RuntimeError: boom)" in health.message
+
+    def test_stale_when_input_waits_too_long(self, stats: NodeStats, clock: FakeClock) -> None:
+        first = stats.frame_received()
+        clock.now += 3.0
+        stats.frame_received()  # a newer frame arrives while the first one is processed
+        stats.frame_published(first)
+        clock.now += 2.0
+        assert stats.snapshot().unanswered_s == pytest.approx(2.0), "measured from the last answer"
+        assert _health(stats, stale_timeout_s=2.5).level == Level.OK
+        clock.now += 1.0
+        health = _health(stats, stale_timeout_s=2.5)
+        assert health.level == Level.ERROR and "stale" in health.message
+
+    def test_an_idle_camera_is_not_stale(self, stats: NodeStats, clock: FakeClock) -> None:
+        stats.frame_published(stats.frame_received())
+        clock.now += 100.0
+        assert _health(stats, stale_timeout_s=1.0).level == Level.OK
+        stats.frame_received()  # the camera starts again: not stale at once
+        assert stats.snapshot().unanswered_s == 0.0
+        clock.now += 0.5
+        assert _health(stats, stale_timeout_s=1.0).level == Level.OK
+
+    def test_a_dropped_frame_is_answered(self, stats: NodeStats, clock: FakeClock) -> None:
+        stats.frame_dropped("encoding", stats.frame_received())
+        clock.now += 100.0
+        assert stats.snapshot().unanswered_s == 0.0
