@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["COLORMAPS", "colorize_heatmap", "draw_keypoints", "to_display_rgb"]
+__all__ = ["COLORMAPS", "colorize_heatmap", "draw_keypoints", "draw_tracks", "to_display_rgb"]
 
 # Colour-map names accepted by the node and the tools; "gray" keeps the values as grey levels.
 COLORMAPS: dict[str, int | None] = {
@@ -61,4 +61,22 @@ def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray 
     radii = np.clip(keypoints[:, 2] / 8.0, 1, max_radius).astype(int)
     for (x, y, _), radius, colour in zip(keypoints, radii, colours):
         cv2.circle(canvas, (int(round(x)), int(round(y))), int(radius), tuple(int(c) for c in colour), 1, cv2.LINE_AA)
+    return canvas
+
+
+def draw_tracks(image: np.ndarray, trails: list[np.ndarray], colour: tuple[int, int, int] = (255, 64, 0)) -> np.ndarray:
+    """Draws feature tracks as trails ending in a dot at each track's newest position.
+
+    Args:
+        image: anything :func:`to_display_rgb` accepts.
+        trails: (L, 2) positions of each track, oldest first.
+
+    Returns:
+        (H, W, 3) uint8 RGB copy with the trails drawn.
+    """
+    canvas = to_display_rgb(image).copy()
+    for trail in trails:
+        points = np.rint(trail).astype(np.int32)
+        cv2.polylines(canvas, [points.reshape(-1, 1, 2)], False, colour, 1, cv2.LINE_AA)
+        cv2.circle(canvas, (int(points[-1, 0]), int(points[-1, 1])), 2, (0, 255, 0), -1, cv2.LINE_AA)
     return canvas

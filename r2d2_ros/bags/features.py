@@ -31,7 +31,8 @@ __all__ = ["FeatureBagWriter", "FeatureBag", "keypoints_message", "feature_bag_s
 SETTINGS_KEY = "r2d2_ros.settings"  # JSON: what produced the features (input, model, extraction)
 FRAMES_READ_KEY = "r2d2_ros.frames_read"  # input messages consumed: where a rerun continues
 # Keypoints fields that features_to_message fills with array.array, and their numpy types for rosbags.
-_ARRAY_FIELDS = {"x": np.float32, "y": np.float32, "scale": np.float32, "score": np.float32, "descriptors": np.uint8}
+_ARRAY_FIELDS = {"x": np.float32, "y": np.float32, "scale": np.float32, "score": np.float32, "descriptors": np.uint8,
+                 "track_ids": np.int64, "track_lengths": np.uint32}
 
 
 def keypoints_message(features: Features, header: Any, model_name: str, encoding: int) -> Any:

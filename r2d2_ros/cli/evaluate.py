@@ -2,9 +2,15 @@
 
     r2d2-eval --hpatches ../shared/data/eval/oxford --vo ../shared/data/sequences/kitti_seq1_left
     r2d2-eval --vo ../shared/data/sequences/kitti_seq1_left --vo-bag kitti_features
+    r2d2-eval --tracks ../shared/data/sequences/kitti_seq1_left ../shared/data/sequences/euroc_v1_01_cam0
 
 --vo-bag scores a feature bag (r2d2-extract --bag) made from the --vo sequence's bag, as one more VO
 row named after the bag; with --vo-bag, only the --methods given are evaluated beside it.
+
+--tracks tracks features frame to frame on each sequence with every R2D2 method, ORB and the classic
+KLT front end, all at --track-features points per frame: track lengths, the share of tracks
+consistent with the ground-truth motion and relative-pose errors (where the sequence has poses);
+writes tracks.md and tracks_<sequence>.png.
 
 Methods: sift, rootsift, orb, akaze, "default" (the bundled model), or checkpoint paths
 (optionally name=path). Without --methods: the baselines, the bundled model and the official
@@ -20,6 +26,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import cv2
+import numpy as np
 from tqdm import tqdm
 
 from ..bags import BagError
@@ -28,10 +36,11 @@ from ..evaluation.cache import FeatureCache
 from ..evaluation.hpatches import DatasetError, load_hpatches
 from ..evaluation.methods import BASELINES, Method, make_method
 from ..evaluation.protocol import evaluate_hpatches, summarise
-from ..evaluation.report import markdown_table, plot_mma, write_json
+from ..evaluation.report import markdown_table, plot_mma, tracks_table, write_json
+from ..evaluation.tracking import draw_last_frame, score_tracks, track_klt, track_method
 from ..evaluation.vo import bag_features_for_sequence, evaluate_vo, score_vo
 from ..model import CheckpointError
-from ..sequences import load_sequence
+from ..sequences import Sequence, load_sequence
 from ..weights import DEFAULT_MODEL
 from .common import add_extraction_arguments, extraction_config
 
@@ -57,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--hpatches", type=Path, help="folder in HPatches layout")
     parser.add_argument("--vo", type=Path, help="KITTI-layout sequence (image/, calib.txt, poses.txt)")
     parser.add_argument("--vo-bag", type=Path, help="feature bag of the --vo sequence, scored as one more VO row")
+    parser.add_argument("--tracks", type=Path, nargs="+", help="sequences (KITTI, EuRoC) to track features on")
+    parser.add_argument("--track-features", type=int, default=1000, help="points per frame of every tracked method")
     parser.add_argument("--methods", nargs="+", help="default: " + ", ".join(BASELINES) + ", bundled and official R2D2")
     parser.add_argument("--output", type=Path, default=Path("outputs/eval"))
     parser.add_argument("--cache", type=Path, default=Path(".cache/features"))
@@ -70,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.hpatches is None and args.vo is None:
-        parser.error("give --hpatches and/or --vo")
+    if args.hpatches is None and args.vo is None and not args.tracks:
+        parser.error("give --hpatches, --vo and/or --tracks")
     if args.vo_bag and args.vo is None:
         parser.error("--vo-bag needs --vo: the sequence with the ground truth")
     try:
@@ -80,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         sequences = load_hpatches(args.hpatches, args.max_sequences) if args.hpatches else []
         vo_sequence = load_sequence(args.vo) if args.vo else None
         bag_features = bag_features_for_sequence(vo_sequence, args.vo_bag) if args.vo_bag else None
+        track_sequences = [load_sequence(path) for path in args.tracks or []]
         chosen = args.methods or ([] if args.vo_bag else default_methods())
         specs = [f"r2d2_ros_default={DEFAULT_MODEL}" if m == "default" else m for m in chosen]
         methods: list[Method] = [make_method(spec, config, device) for spec in specs]
+        track_config = config.replace(top_k=args.track_features)
+        tracked_methods = [make_method(spec, track_config, device) for spec in specs if spec not in BASELINES]
+        tracked_methods.append(make_method("orb", track_config, device))
     except BagError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     except (DatasetError, ValueError, CheckpointError) as error:
@@ -102,11 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     progress.close()
     if bag_features is not None:
         vo[args.vo_bag.name] = score_vo(vo_sequence, bag_features)
+    tracks = _evaluate_tracks(track_sequences, tracked_methods, args.track_features, cache, args.output)
     settings = {"extraction": asdict(config), "methods": {m.name: m.key for m in methods},
                 "hpatches": str(args.hpatches) if args.hpatches else None, "vo": str(args.vo) if args.vo else None,
-                "vo_bag": str(args.vo_bag) if args.vo_bag else None}
-    write_json(args.output / "results.json", {"settings": settings, "hpatches": hpatches, "vo": vo, "pairs": pairs})
-    table = markdown_table(hpatches, vo)
+                "vo_bag": str(args.vo_bag) if args.vo_bag else None,
+                "tracks": [str(path) for path in args.tracks or []], "track_features": args.track_features}
+    write_json(args.output / "results.json",
+               {"settings": settings, "hpatches": hpatches, "vo": vo, "tracks": tracks, "pairs": pairs})
+    table = markdown_table(hpatches, vo) + (tracks_table(tracks) if tracks else "")
     (args.output / "results.md").write_text(table)
     if hpatches:
         plot_mma(args.output / "mma.png", hpatches)
@@ -114,6 +132,24 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%.0f s; features cached: %d reused, %d extracted; results in %s", time.monotonic() - start,
              cache.hits, cache.misses, args.output)
     return 0
+
+
+def _evaluate_tracks(sequences: list[Sequence], methods: list[Method], count: int, cache: FeatureCache,
+                     output: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Scores of every tracked method and KLT on each sequence; draws each method's tracks on the last frame."""
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for sequence in sequences:
+        runs = {method.name: (lambda m=method: track_method(sequence, m, cache)) for method in methods}
+        runs["klt"] = lambda: track_klt(sequence, count)
+        pictures, results[sequence.name] = [], {}
+        for name, run in tqdm(runs.items(), desc=f"tracks {sequence.name}", unit="method", disable=None):
+            frames = run()
+            results[sequence.name][name] = score_tracks(frames, sequence)
+            pictures.append(cv2.putText(draw_last_frame(sequence, frames), name, (10, 30), cv2.FONT_HERSHEY_SIMPLEX,
+                                        1.0, (255, 255, 0), 2, cv2.LINE_AA))
+        output.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(output / f"tracks_{sequence.name}.png"), cv2.cvtColor(np.vstack(pictures), cv2.COLOR_RGB2BGR))
+    return results
 
 
 if __name__ == "__main__":

@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
 from ..geometry import corner_error, warp_points
+from ..matching import mutual_nearest_neighbours
 
 __all__ = ["mutual_nearest_neighbours", "match_errors", "mean_matching_accuracy", "keypoint_repeatability",
            "homography_accuracy", "DEFAULT_THRESHOLDS"]
 
 DEFAULT_THRESHOLDS = tuple(range(1, 11))
-
-
-def mutual_nearest_neighbours(descriptors1: torch.Tensor, descriptors2: torch.Tensor) -> torch.Tensor:
-    """Pairs (i, j) where j is i's nearest neighbour and i is j's (by dot product of unit descriptors).
-
-    Args:
-        descriptors1: (N, D); descriptors2: (M, D).
-
-    Returns:
-        (K, 2) int64 indices.
-    """
-    if len(descriptors1) == 0 or len(descriptors2) == 0:
-        return torch.zeros((0, 2), dtype=torch.long, device=descriptors1.device)
-    similarity = descriptors1.float() @ descriptors2.float().t()
-    forward = similarity.argmax(dim=1)
-    backward = similarity.argmax(dim=0)
-    ids = torch.arange(len(descriptors1), device=similarity.device)
-    mutual = backward[forward] == ids
-    return torch.stack([ids[mutual], forward[mutual]], dim=1)
 
 
 def match_errors(keypoints1: np.ndarray, keypoints2: np.ndarray, matches: np.ndarray, homography: np.ndarray

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["write_json", "markdown_table", "plot_mma"]
+__all__ = ["write_json", "markdown_table", "tracks_table", "plot_mma"]
 
 
 def write_json(path: Path, results: dict[str, Any]) -> None:
@@ -41,6 +41,20 @@ def markdown_table(hpatches: dict[str, dict[str, Any]], vo: dict[str, dict[str, 
             lines.append(f"| {method} | {result['rotation_error_median_deg']:.3f} | "
                          f"{result['translation_error_median_deg']:.2f} | {result['inliers_median']:.0f} | "
                          f"{result['features_mean']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def tracks_table(tracks: dict[str, dict[str, dict[str, float]]]) -> str:
+    """One row per sequence and method: features, tracked share, track lengths, consistency, pose errors."""
+    header = ["sequence", "method", "features", "tracked share", "track length mean", "median",
+              "consistent share (Sampson < 1 px)", "rotation error median (deg)", "translation direction error median (deg)"]
+    lines = ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for sequence, methods in tracks.items():
+        for method, r in methods.items():
+            truth = [f"{r[k]:.3f}" if k in r else "n/a (no poses)" for k in
+                     ("consistent_share", "rotation_error_median_deg", "translation_error_median_deg")]
+            lines.append(f"| {sequence} | {method} | {r['features_mean']:.0f} | {r['tracked_share']:.3f} | "
+                         f"{r['track_length_mean']:.2f} | {r['track_length_median']:.0f} | " + " | ".join(truth) + " |")
     return "\n".join(lines) + "\n"
 
 

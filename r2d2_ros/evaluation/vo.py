@@ -18,7 +18,8 @@ from .cache import FeatureCache
 from .methods import Method
 from .metrics import mutual_nearest_neighbours
 
-__all__ = ["relative_pose_errors", "evaluate_vo", "score_vo", "bag_features_for_sequence"]
+__all__ = ["relative_pose_errors", "pose_errors_from_correspondences", "evaluate_vo", "score_vo",
+           "bag_features_for_sequence"]
 
 
 def _angle_deg(cosine: float) -> float:
@@ -52,10 +53,22 @@ def _relative_pose(first, second, camera: np.ndarray, pose1: np.ndarray, pose2: 
                    ) -> tuple[float, float, int]:
     """(rotation error, translation-direction error, inliers) of one frame pair."""
     matches = mutual_nearest_neighbours(first.descriptors, second.descriptors).numpy()
-    if len(matches) < 8:
+    points1 = first.keypoints.numpy()[matches[:, 0], :2]
+    points2 = second.keypoints.numpy()[matches[:, 1], :2]
+    return pose_errors_from_correspondences(points1, points2, camera, pose1, pose2)
+
+
+def pose_errors_from_correspondences(points1: np.ndarray, points2: np.ndarray, camera: np.ndarray,
+                                     pose1: np.ndarray, pose2: np.ndarray) -> tuple[float, float, int]:
+    """(rotation error, translation-direction error, inliers) of the relative pose that matched points give.
+
+    Args:
+        points1, points2: (K, 2) pixel positions (undistorted) of the same points in two frames.
+        camera: (3, 3) intrinsics; pose1, pose2: (3, 4) camera-to-world ground truth.
+    """
+    if len(points1) < 8:
         return _FAILED
-    points1 = first.keypoints.numpy()[matches[:, 0], :2].astype(np.float64)
-    points2 = second.keypoints.numpy()[matches[:, 1], :2].astype(np.float64)
+    points1, points2 = (np.ascontiguousarray(p, np.float64) for p in (points1, points2))
     essential, mask = cv2.findEssentialMat(points1, points2, camera, cv2.RANSAC, 0.999, 1.0)
     if essential is None or essential.shape != (3, 3):
         return _FAILED

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..features import Features
+from ..tracking import Tracks
 
 __all__ = ["DESCRIPTOR_ENCODINGS", "EncodedDescriptors", "encode_descriptors", "decode_descriptors",
            "features_to_message", "message_to_arrays"]
@@ -77,8 +78,14 @@ def _float_array(values: np.ndarray) -> array.array:
     return buffer
 
 
-def features_to_message(features: Features, message: Any, model_name: str, encoding: int) -> Any:
-    """Fills a Keypoints message (its header is left to the caller) from features, best first."""
+def features_to_message(features: Features, message: Any, model_name: str, encoding: int,
+                        tracks: Tracks | None = None, rectified: bool = False) -> Any:
+    """Fills a Keypoints message (its header is left to the caller) from features, best first.
+
+    Args:
+        tracks: the keypoints' tracks, when tracking is on.
+        rectified: whether the keypoints' x, y are rectified pixel coordinates.
+    """
     keypoints = features.keypoints.float().cpu().numpy()
     encoded = encode_descriptors(features.descriptors, encoding)
     message.image_width, message.image_height = (int(v) for v in features.image_size)
@@ -95,11 +102,16 @@ def features_to_message(features: Features, message: Any, model_name: str, encod
     descriptor_bytes.frombytes(encoded.data.tobytes())
     message.descriptors = descriptor_bytes
     message.model_name = model_name
+    message.rectified = rectified
+    ids, lengths = (tracks.ids, tracks.lengths) if tracks is not None else (np.zeros(0), np.zeros(0))
+    message.track_ids = array.array("q", np.ascontiguousarray(ids, "<i8").tobytes())
+    message.track_lengths = array.array("I", np.ascontiguousarray(lengths, "<u4").tobytes())
     return message
 
 
 def message_to_arrays(message: Any) -> dict[str, np.ndarray]:
-    """A Keypoints message as numpy: keypoints (N, 3) x, y, scale; scores (N,); descriptors (N, D) float32."""
+    """A Keypoints message as numpy: keypoints (N, 3) x, y, scale; scores (N,); descriptors (N, D) float32;
+    track_ids (N,) int64 and track_lengths (N,) uint32 (empty when tracking is off)."""
     count = message.count
     keypoints = np.stack(
         [np.frombuffer(message.x, np.float32), np.frombuffer(message.y, np.float32),
@@ -109,4 +121,5 @@ def message_to_arrays(message: Any) -> dict[str, np.ndarray]:
         message.descriptors, count, message.descriptor_dim, message.descriptor_encoding,
         message.descriptor_scale, message.descriptor_offset,
     )
-    return {"keypoints": keypoints, "scores": np.frombuffer(message.score, np.float32).copy(), "descriptors": descriptors}
+    return {"keypoints": keypoints, "scores": np.frombuffer(message.score, np.float32).copy(), "descriptors": descriptors,
+            "track_ids": np.asarray(message.track_ids, np.int64), "track_lengths": np.asarray(message.track_lengths, np.uint32)}

@@ -1,0 +1,9 @@
+"""Feature tracking (ROS-free): matching, geometric verification, persistent track ids, rectification."""
+from .front_end import FrontEndResult, MissingCameraInfo, TrackingFrontEnd
+from .rectification import CameraModel, rectify_points
+from .tracker import FeatureTracker, TrackerConfig
+from .tracks import TrackBook, Tracks
+from .verification import epipolar_inliers
+
+__all__ = ["CameraModel", "FeatureTracker", "FrontEndResult", "MissingCameraInfo", "TrackBook", "TrackerConfig",
+           "TrackingFrontEnd", "Tracks", "epipolar_inliers", "rectify_points"]

@@ -1,0 +1,74 @@
+"""Persistent track ids from frame-to-frame matches, whatever produced the matches.
+
+The bookkeeping is shared by the R2D2 tracker and the evaluation's baselines (KLT, ORB), so
+their track statistics mean the same thing.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Tracks", "TrackBook"]
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """Track of each keypoint of one frame.
+
+    Attributes:
+        ids: (N,) int64, persistent over frames; a new id for a keypoint seen for the first time.
+        lengths: (N,) int32, frames this track has been seen in, this one included (1 = new).
+    """
+
+    ids: np.ndarray
+    lengths: np.ndarray
+
+
+class TrackBook:
+    """Assigns track ids frame by frame and keeps a short trail of positions per live track.
+
+    Args:
+        trail_length: positions kept per track for drawing (the overlay's trails).
+    """
+
+    def __init__(self, trail_length: int = 20) -> None:
+        self.trail_length = trail_length
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets every track (a new sequence); ids keep increasing, so they are never reused."""
+        self._ids = np.zeros(0, np.int64)
+        self._lengths = np.zeros(0, np.int32)
+        self._trails: dict[int, deque[tuple[float, float]]] = {}
+        self._next_id = getattr(self, "_next_id", 0)
+
+    def update(self, points: np.ndarray, matches: np.ndarray) -> Tracks:
+        """The tracks of a new frame.
+
+        Args:
+            points: (N, 2) x, y of the new frame's keypoints.
+            matches: (K, 2) (index in the previous frame, index in this frame) of verified matches.
+        """
+        count = len(points)
+        ids = np.full(count, -1, np.int64)
+        lengths = np.ones(count, np.int32)
+        if len(matches):
+            previous, current = matches[:, 0], matches[:, 1]
+            ids[current] = self._ids[previous]
+            lengths[current] = self._lengths[previous] + 1
+        new = ids < 0
+        ids[new] = np.arange(self._next_id, self._next_id + int(new.sum()))
+        self._next_id += int(new.sum())
+        trails = {}
+        for track_id, (x, y) in zip(ids.tolist(), points[:, :2].tolist()):
+            trail = self._trails.get(track_id) or deque(maxlen=self.trail_length)
+            trail.append((x, y))
+            trails[track_id] = trail
+        self._trails, self._ids, self._lengths = trails, ids, lengths
+        return Tracks(ids.copy(), lengths.copy())
+
+    def trails(self) -> list[np.ndarray]:
+        """(L, 2) positions of each live track seen in at least two frames, oldest first."""
+        return [np.array(trail) for trail in self._trails.values() if len(trail) > 1]

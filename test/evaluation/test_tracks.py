@@ -1,0 +1,73 @@
+"""Track evaluation: Sampson errors, track scores against known motion, and the KLT baseline."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from r2d2_ros.evaluation.tracking import TrackedFrame, sampson_errors, score_tracks, track_klt
+from r2d2_ros.sequences import CameraCalibration, Sequence
+from r2d2_ros.tracking import TrackBook
+
+K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+
+
+def test_sampson_error_of_a_sideways_motion() -> None:
+    """Moving along x, epipolar lines are the image rows: the error is the row offset over sqrt(2)."""
+    fundamental = np.linalg.inv(K).T @ np.array([[0, 0, 0], [0, 0, -1], [0, 1, 0.0]]) @ np.linalg.inv(K)
+    points1 = np.array([[100.0, 50], [300, 200], [400, 400]])
+    points2 = points1 + np.array([[-30.0, 0], [-12, 2], [-5, -0.5]])
+    np.testing.assert_allclose(sampson_errors(points1, points2, fundamental), [0, 2 / np.sqrt(2), 0.5 / np.sqrt(2)],
+                               atol=1e-9)
+
+
+def _poses(count: int) -> np.ndarray:
+    """Camera-to-world poses of a camera moving 0.5 m along its x axis per frame."""
+    return np.stack([np.hstack([np.eye(3), [[0.5 * i], [0], [0]]]) for i in range(count)])
+
+
+def _project(points: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    camera = (points - pose[:, 3]) @ pose[:, :3]
+    pixels = camera @ K.T
+    return pixels[:, :2] / pixels[:, 2:]
+
+
+def test_scores_of_true_and_broken_tracks(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    scene = np.column_stack([rng.uniform(-8, 8, 200), rng.uniform(-4, 4, 200), rng.uniform(8, 30, 200)])
+    poses = _poses(4)
+    sequence = Sequence("synthetic", [tmp_path / f"{i}.png" for i in range(4)], None,
+                        CameraCalibration(640, 480, K, (0.0,) * 5), poses)
+    book, frames = TrackBook(), []
+    for index, pose in enumerate(poses):
+        points = _project(scene, pose)
+        if index == 2:
+            points[:20, 1] += 5.0  # 20 tracks jump 5 px off their epipolar line
+        matches = np.zeros((0, 2), int) if index == 0 else np.column_stack([np.arange(200), np.arange(200)])
+        frames.append(TrackedFrame(points, points, book.update(points, matches), []))
+    scores = score_tracks(frames, sequence)
+    assert scores["track_length_mean"] == 4 and scores["track_length_median"] == 4 and scores["tracked_share"] == 1
+    assert scores["consistent_share"] == pytest.approx(0.9)  # the 20 broken tracks of 200
+    assert scores["rotation_error_median_deg"] < 0.1 and scores["translation_error_median_deg"] < 1
+    without_poses = score_tracks(frames, Sequence("no poses", sequence.frames, None, sequence.calibration))
+    assert "consistent_share" not in without_poses and without_poses["track_length_mean"] == 4
+
+
+def test_klt_keeps_ids_on_a_panning_camera(tmp_path: Path, textured_image: np.ndarray) -> None:
+    scene = cv2.GaussianBlur(cv2.resize(textured_image, (480, 240)), (3, 3), 0)
+    paths = []
+    for index in range(4):
+        path = tmp_path / f"{index}.png"
+        cv2.imwrite(str(path), scene[:, 3 * index : 3 * index + 320])  # the view moves 3 px right per frame
+        paths.append(path)
+    sequence = Sequence("pan", paths, None, CameraCalibration(320, 240, K, (0.0,) * 5))
+    frames = track_klt(sequence, count=150)
+    last = frames[-1]
+    assert len(frames[0].raw) > 50
+    survivors = last.tracks.lengths == 4
+    assert survivors.sum() >= 0.5 * len(frames[0].raw)
+    first_position = {i: p for i, p in zip(frames[0].tracks.ids.tolist(), frames[0].raw)}
+    moved = np.array([first_position[i] - p for i, p in zip(last.tracks.ids[survivors].tolist(), last.raw[survivors])])
+    np.testing.assert_allclose(moved, np.broadcast_to([9.0, 0.0], moved.shape), atol=0.3)

@@ -1,0 +1,118 @@
+"""Tracking (ROS-free): ids persist through matches, RANSAC rejects outliers, rectification inverts distortion."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from r2d2_ros.features import Features
+from r2d2_ros.matching import mutual_nearest_neighbours
+from r2d2_ros.tracking import CameraModel, FeatureTracker, TrackBook, TrackerConfig, epipolar_inliers, rectify_points
+
+K = np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]])
+
+
+def _scene(count: int = 300, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.column_stack([rng.uniform(-4, 4, count), rng.uniform(-3, 3, count), rng.uniform(6, 20, count)])
+
+
+def _project(points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    camera = points @ rotation.T + translation
+    pixels = camera @ K.T
+    return pixels[:, :2] / pixels[:, 2:]
+
+
+def _features(points: np.ndarray, descriptors: torch.Tensor) -> Features:
+    keypoints = torch.from_numpy(np.column_stack([points, np.full(len(points), 32.0)]).astype(np.float32))
+    return Features(keypoints, descriptors, torch.linspace(1, 0.5, len(points)), (640, 480))
+
+
+def test_mutual_nearest_neighbours_with_a_distance_limit() -> None:
+    descriptors = torch.nn.functional.normalize(torch.randn(50, 16, generator=torch.Generator().manual_seed(0)), dim=1)
+    noisy = torch.nn.functional.normalize(descriptors + 0.05 * torch.randn(50, 16), dim=1)
+    noisy[:10] = torch.nn.functional.normalize(torch.randn(10, 16), dim=1)  # 10 that are not there any more
+    matches = mutual_nearest_neighbours(descriptors, noisy, max_distance=0.5)
+    assert set(matches[:, 0].tolist()) == set(range(10, 50)) and torch.equal(matches[:, 0], matches[:, 1])
+    unlimited = mutual_nearest_neighbours(descriptors, noisy)
+    assert len(unlimited) > len(matches)
+    distance = (descriptors[matches[:, 0]] - noisy[matches[:, 1]]).norm(dim=1)
+    assert distance.max() <= 0.5
+
+
+@pytest.mark.parametrize("with_intrinsics", [True, False], ids=["essential", "fundamental"])
+def test_epipolar_inliers_reject_matches_off_the_motion(with_intrinsics: bool) -> None:
+    scene = _scene()
+    rotation = cv2.Rodrigues(np.array([0.0, 0.05, 0.01]))[0]
+    first, second = _project(scene, np.eye(3), np.zeros(3)), _project(scene, rotation, np.array([0.3, 0.0, 0.1]))
+    second[:30] += np.random.default_rng(1).uniform(15, 40, (30, 2))  # 10% wrong matches
+    inliers = epipolar_inliers(first, second, K if with_intrinsics else None)
+    assert not inliers[:30].any()
+    assert inliers[30:].mean() > 0.95
+    assert not epipolar_inliers(first[:7], second[:7]).any()  # too few to verify: nothing accepted
+
+
+def test_track_book_keeps_ids_and_lengths() -> None:
+    book = TrackBook(trail_length=3)
+    first = book.update(np.array([[0.0, 0], [10, 0], [20, 0]]), np.zeros((0, 2), int))
+    assert first.ids.tolist() == [0, 1, 2] and first.lengths.tolist() == [1, 1, 1]
+    # Point 0 of frame 2 is point 2 of frame 1, point 2 is point 0; point 1 is new.
+    second = book.update(np.array([[21.0, 1], [50, 50], [1, 1]]), np.array([[2, 0], [0, 2]]))
+    assert second.ids.tolist() == [2, 3, 0] and second.lengths.tolist() == [2, 1, 2]
+    third = book.update(np.array([[2.0, 2], [22, 2]]), np.array([[2, 0], [0, 1]]))
+    assert third.ids.tolist() == [0, 2] and third.lengths.tolist() == [3, 3]
+    assert sorted(map(len, book.trails())) == [3, 3]
+    book.reset()
+    assert book.update(np.array([[0.0, 0]]), np.zeros((0, 2), int)).ids.tolist() == [4]  # ids never reused
+
+
+def test_tracker_follows_a_moving_camera_and_drops_wrong_matches() -> None:
+    scene = _scene(400)
+    descriptors = torch.nn.functional.normalize(torch.randn(400, 32, generator=torch.Generator().manual_seed(2)), dim=1)
+    tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.6))
+    first_order = np.random.default_rng(0).permutation(400)
+    for frame in range(5):
+        rotation = cv2.Rodrigues(np.array([0.0, 0.02 * frame, 0.0]))[0]
+        points = _project(scene, rotation, np.array([0.2 * frame, 0.0, 0.0]))
+        order = first_order if frame == 0 else np.random.default_rng(frame).permutation(400)  # any order
+        points = points[order]
+        if frame == 4:  # 40 detections that match by descriptor but sit off the camera's motion
+            points[:40] += np.random.default_rng(9).uniform(10, 30, (40, 2))
+        tracks = tracker.update(_features(points, descriptors[order]), K)
+    survivors = tracks.lengths == 5
+    assert survivors.sum() >= 0.8 * 360
+    id_of_scene_point = np.argsort(first_order)  # frame 0 numbered its detections in their order
+    assert np.array_equal(tracks.ids[survivors], id_of_scene_point[order[survivors]])
+    assert (tracks.lengths[:40] == 1).all(), "matches off the motion must start new tracks, not continue"
+
+
+def _camera_info(distortion_model: str, d: list[float]) -> SimpleNamespace:
+    return SimpleNamespace(width=640, height=480, k=K.reshape(-1).tolist(), d=d, r=[0.0] * 9, p=[0.0] * 12,
+                           distortion_model=distortion_model)
+
+
+@pytest.mark.parametrize(("model", "coefficients"), [("plumb_bob", [-0.28, 0.07, 0.0002, 0.00002, 0.0]),
+                                                     ("equidistant", [0.01, -0.005, 0.001, 0.0])])
+def test_rectification_undoes_the_lens(model: str, coefficients: list[float]) -> None:
+    camera = CameraModel.from_camera_info(_camera_info(model, coefficients))
+    ideal = np.random.default_rng(3).uniform([40, 40], [600, 440], (50, 2))
+    normalised = np.column_stack([(ideal - K[:2, 2]) / K[[0, 1], [0, 1]], np.zeros(50)]).reshape(-1, 1, 3)
+    distort = cv2.fisheye.distortPoints if model == "equidistant" else None
+    if distort is None:
+        raw, _ = cv2.projectPoints(np.column_stack([normalised.reshape(-1, 3)[:, :2], np.ones(50)]),
+                                   np.zeros(3), np.zeros(3), K, np.array(coefficients))
+    else:
+        raw = distort(normalised[:, :, :2].astype(np.float64), K, np.array(coefficients))
+    raw = raw.reshape(-1, 2)
+    assert np.abs(raw - ideal).max() > 1  # the lens moves points by pixels
+    np.testing.assert_allclose(rectify_points(raw, camera), ideal, atol=0.05)
+
+
+def test_uncalibrated_or_unknown_cameras_are_refused() -> None:
+    with pytest.raises(ValueError, match="not calibrated"):
+        CameraModel.from_camera_info(SimpleNamespace(**{**vars(_camera_info("plumb_bob", [])), "k": [0.0] * 9}))
+    with pytest.raises(ValueError, match="not supported"):
+        CameraModel.from_camera_info(_camera_info("fov", [0.9]))
