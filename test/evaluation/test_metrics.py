@@ -77,3 +77,75 @@ def test_relative_pose_errors() -> None:
     assert relative_pose_errors(truth[:3, :3], truth[:3, 3] * 7, pose1, pose2) == pytest.approx((0, 0), abs=1e-5)
     rotation_error, translation_error = relative_pose_errors(np.eye(3), -truth[:3, 3], pose1, pose2)
     assert rotation_error == pytest.approx(10, abs=1e-4) and translation_error == pytest.approx(180, abs=1e-4)
+
+
+def test_an_error_equal_to_the_threshold_counts_as_correct() -> None:
+    errors = np.array([0.5, 1.0, 2.0, 3.0, np.inf])  # an infinite error: a point warped to infinity
+    np.testing.assert_allclose(mean_matching_accuracy(errors, (1, 2, 3)), [0.4, 0.6, 0.8])
+
+
+def test_repeatability_counts_a_counterpart_exactly_at_the_threshold() -> None:
+    points1 = np.array([[10.0, 10.0], [50.0, 50.0]])
+    points2 = np.array([[13.0, 10.0], [50.0, 54.0]])  # 3 px (found at 3 px) and 4 px (not found) away
+    assert keypoint_repeatability(points1, points2, np.eye(3), SIZE, SIZE, threshold=3.0) == pytest.approx(0.5)
+
+
+def test_match_errors_one_per_match_and_none_without_matches() -> None:
+    points = np.array([[10.0, 20.0], [30.0, 40.0]])
+    assert match_errors(points, points, np.zeros((0, 2), int), np.eye(3)).shape == (0,)
+    np.testing.assert_allclose(match_errors(points, points + [3.0, 4.0], np.array([[1, 1]]), np.eye(3)), [5.0])
+
+
+def test_repeatability_default_threshold_is_3_pixels() -> None:
+    points1 = np.array([[10.0, 10.0], [50.0, 50.0]])
+    points2 = np.array([[13.0, 10.0], [50.0, 53.5]])
+    assert keypoint_repeatability(points1, points2, np.eye(3), SIZE, SIZE) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("side", ["image 1 seen in image 2", "image 2 seen in image 1"])
+def test_repeatability_counts_border_pixels_as_seen_and_beyond_them_as_unseen(side: str) -> None:
+    """Only the point at (100, 100) has a counterpart; every other point counts when it is in the frame.
+
+    Image 2 is 320x240 and image 1 is 200x150, so each frame's edges are tested with its own size.
+    """
+    width, height = (320, 240) if side == "image 1 seen in image 2" else (200, 150)
+    inside = [[0, 50], [width - 1, 60], [70, 0], [80, height - 1]]
+    beyond = [[-0.5, 90], [width - 0.5, 95], [110, -0.5], [120, height - 0.5]]
+    lonely = np.array([[100.0, 100.0], *inside, *beyond])
+    partner = np.array([[100.0, 100.0]])
+    points1, points2 = (lonely, partner) if side == "image 1 seen in image 2" else (partner, lonely)
+    found = keypoint_repeatability(points1, points2, np.eye(3), (320, 240), (200, 150))
+    assert found == pytest.approx(2 / (2 + len(inside)))  # the pair, out of it and the 4 seen lonely points
+
+
+def test_repeatability_of_one_shared_point_and_of_none() -> None:
+    one = np.array([[10.0, 10.0]])
+    assert keypoint_repeatability(one, one, np.eye(3), SIZE, SIZE) == pytest.approx(1.0)
+    outside = np.array([[-50.0, 10.0]])  # image 1's only point falls outside image 2
+    assert keypoint_repeatability(outside, one, np.eye(3), SIZE, SIZE) == 0.0
+    assert keypoint_repeatability(one, outside, np.eye(3), SIZE, SIZE) == 0.0
+
+
+def test_repeatability_is_counted_from_both_sides() -> None:
+    points1 = np.array([[10.0, 10.0], [11.0, 10.0]])  # both have a counterpart
+    points2 = np.array([[10.0, 10.0], [100.0, 100.0]])  # one has
+    assert keypoint_repeatability(points1, points2, np.eye(3), SIZE, SIZE) == pytest.approx(3 / 4)
+
+
+@pytest.mark.parametrize(("shift", "expected"), [(0.0, [True, True, True]), (2.0, [False, True, True]),
+                                                 (3.5, [False, False, True]), (5.5, [False, False, False])])
+def test_homography_accuracy_default_thresholds_are_1_3_5_pixels(shift: float, expected: list[bool]) -> None:
+    points = np.random.default_rng(0).uniform(0, 200, (50, 2))
+    matches = np.stack([np.arange(50), np.arange(50)], axis=1)
+    truth = np.array([[1, 0, shift], [0, 1, 0], [0, 0, 1.0]])  # the estimate is the identity: error = shift
+    error, correct = homography_accuracy(points, points, matches, truth, SIZE)
+    assert error == pytest.approx(shift, abs=1e-6) and correct.tolist() == expected
+
+
+def test_homography_accuracy_needs_four_matches_and_a_non_degenerate_set() -> None:
+    points = np.array([[10.0, 10.0], [200.0, 20.0], [190.0, 150.0], [20.0, 170.0]])
+    four = np.stack([np.arange(4), np.arange(4)], axis=1)
+    assert homography_accuracy(points, points, four, np.eye(3), SIZE)[0] < 1e-6
+    on_a_line = np.stack([np.linspace(0, 100, 6), np.linspace(0, 50, 6)], axis=1)  # no homography fits
+    error, correct = homography_accuracy(on_a_line, on_a_line, np.stack([np.arange(6)] * 2, axis=1), np.eye(3), SIZE)
+    assert error == float("inf") and not correct.any()

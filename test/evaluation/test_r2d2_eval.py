@@ -57,6 +57,12 @@ def test_end_to_end_with_cache(dataset: Path, tmp_path: Path, monkeypatch: pytes
     assert set(results["hpatches"]["sift"]) == {"overall", "viewpoint", "illumination", "b"}
     assert results["hpatches"]["sift"]["overall"]["pairs"] == 15
     assert results["hpatches"]["sift"]["illumination"]["mma"][2] > 0.9  # identity homography, only darker
+    sift = results["hpatches"]["sift"]
+    assert [sift[name]["pairs"] for name in ("viewpoint", "illumination", "b")] == [5, 5, 5]
+    assert sift["viewpoint"]["mma"][2] > 0.5  # the sequences' own homographies; their inverses give about 0
+    assert sift["overall"]["mma"] == sorted(sift["overall"]["mma"])  # more pixels allowed, never fewer correct
+    assert sift["viewpoint"]["homography_accuracy"]["5"] > 0.5
+    assert results["hpatches"]["random"]["overall"]["features"] <= 300  # --top-k
     assert (tmp_path / "out" / "mma.png").stat().st_size > 0
     table = (tmp_path / "out" / "results.md").read_text()
     assert "| sift |" in table and "MMA@3 viewpoint" in table

@@ -106,3 +106,39 @@ class TestBadFiles:
         torch.save({"model": {}}, path)
         with pytest.raises(CheckpointError, match="unknown checkpoint format"):
             load_model(path)
+
+
+class TestPartialAndInterrupted:
+    def test_a_checkpoint_missing_weights_is_refused_not_loaded_as_a_random_net(self, tmp_path: Path) -> None:
+        state = Quad_L2Net_ConfCFS().state_dict()
+        partial = {key: value for key, value in state.items() if not key.startswith("sal.")}  # no repeatability head
+        path = tmp_path / "partial.pt"
+        torch.save({"net": "Quad_L2Net_ConfCFS()", "state_dict": partial}, path)
+        with pytest.raises(CheckpointError, match=r"(?s)partial.pt: weights do not match.*sal\.weight"):
+            load_model(path)
+
+    def test_a_checkpoint_with_unknown_weights_is_refused(self, tmp_path: Path) -> None:
+        state = {**Quad_L2Net_ConfCFS().state_dict(), "extra_head.weight": torch.zeros(3)}
+        path = tmp_path / "extra.pt"
+        torch.save({"net": "Quad_L2Net_ConfCFS()", "state_dict": state}, path)
+        with pytest.raises(CheckpointError, match="extra_head.weight"):
+            load_model(path)
+
+    def test_a_write_that_fails_midway_keeps_the_previous_checkpoint(self, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        torch.manual_seed(0)
+        old, new = Quad_L2Net_ConfCFS(), Quad_L2Net_ConfCFS()
+        path = tmp_path / "last.pt"
+        save_checkpoint(path, old, meta={"step": 1})
+
+        def write_half_then_fail(content: object, stream) -> None:  # noqa: ANN001 (a file object)
+            stream.write(b"PK\x03\x04 half a checkpoint")
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr("r2d2_ros.model.checkpoint.torch.save", write_half_then_fail)
+        with pytest.raises(OSError, match="No space left"):
+            save_checkpoint(path, new, meta={"step": 2})
+        monkeypatch.undo()
+        assert load_checkpoint(path).meta == {"step": 1}
+        assert torch.equal(load_model(path).ops[0].weight, old.ops[0].weight)
+        assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind

@@ -55,6 +55,24 @@ def test_big_endian_mono16() -> None:
     np.testing.assert_array_equal(decode_image("mono16", 6, 8, 16, pixels.tobytes(), True), pixels.astype(np.uint16))
 
 
+@pytest.mark.parametrize("encoding", ["mono16", "16UC1"])
+def test_big_endian_16_bit_pixels_whose_two_bytes_differ(encoding: str) -> None:
+    values = np.array([[0x0102, 0xFF00, 0x00FF, 0x1234]], np.uint16)  # byte-swapped, each is another value
+    big = decode_image(encoding, 1, 4, 8, values.astype(">u2").tobytes(), is_bigendian=True)
+    little = decode_image(encoding, 1, 4, 8, values.astype("<u2").tobytes(), is_bigendian=False)
+    np.testing.assert_array_equal(big, values)
+    np.testing.assert_array_equal(little, values)
+    assert big.dtype == np.dtype(np.uint16) and big.dtype.isnative  # torch.from_numpy refuses swapped bytes
+
+
+def test_big_endian_32fc1_and_12_bit_pixels() -> None:
+    floats = np.array([[0.25, 0.5, 0.75]], np.float32)
+    np.testing.assert_array_equal(decode_image("32FC1", 1, 3, 12, floats.astype(">f4").tobytes(), True), floats)
+    twelve_bit = np.array([[0x0123, 0x0ABC]], np.uint16)
+    out = decode_image("mono16", 1, 2, 4, twelve_bit.astype(">u2").tobytes(), True, significant_bits=12)
+    np.testing.assert_allclose(out, twelve_bit / 4095, rtol=1e-6)
+
+
 def test_32fc1_nan_and_range_are_clamped() -> None:
     pixels = np.array([[np.nan, -1.0, 0.5, 2.0]], "<f4")
     np.testing.assert_array_equal(decode_image("32FC1", 1, 4, 16, pixels.tobytes()), [[0, 0, 0.5, 1.0]])
@@ -161,3 +179,36 @@ def test_compressed_header_beyond_opencv_pixel_limit_is_a_decode_error() -> None
     with pytest.raises(ImageDecodeError) as error:
         decode_compressed(png_claiming_pixels(100_000, 100_000))
     assert error.value.reason == "decode"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("rgb16", 2, 2, 12, bytes(24)), "unsupported encoding 'rgb16'"),
+        (("mono8", 2, 0, 0, b""), "empty image 0x2"),
+        (("mono8", 0, 3, 3, b""), "empty image 3x0"),
+        (("yuyv", 2, 3, 6, bytes(12)), "yuyv packs 2 pixels per group: its width must be a multiple of 2, got 3"),
+        (("rgb8", 2, 2, 4, bytes(8)), "step 4 is shorter than a 2-pixel row of rgb8"),
+        (("mono8", 2, 3, 3, bytes(5)), "5 bytes of data, expected height x step = 6"),
+    ],
+)
+def test_size_and_encoding_errors_say_what_is_wrong(args: tuple, message: str) -> None:
+    with pytest.raises(ImageDecodeError, match=f"^{message}$".replace("(", r"\(").replace(")", r"\)")):
+        decode_image(*args)
+
+
+def test_compressed_errors_say_how_many_bytes() -> None:
+    with pytest.raises(ImageDecodeError, match=r"^cannot decode 7 bytes of compressed image$"):
+        decode_compressed(b"garbage")
+    with pytest.raises(ImageDecodeError, match=r"^cannot decode \d+ bytes of compressed image: "):
+        decode_compressed(png_claiming_pixels(100_000, 100_000))
+
+
+@pytest.mark.parametrize(("bits", "accepted"), [(0, False), (1, True), (16, True), (17, False)])
+def test_significant_bits_from_1_to_16(bits: int, accepted: bool) -> None:
+    pixels = np.array([[0, 1]], "<u2").tobytes()
+    if accepted:
+        np.testing.assert_array_equal(decode_image("mono16", 1, 2, 4, pixels, significant_bits=bits) > 0, [[False, True]])
+    else:
+        with pytest.raises(ValueError, match=r"^significant_bits must be in 1\.\.16, got "):
+            decode_image("mono16", 1, 2, 4, pixels, significant_bits=bits)

@@ -106,3 +106,56 @@ def test_stats_count_drops_by_cause() -> None:
     assert (snapshot.received, snapshot.published) == (3, 1)
     assert snapshot.dropped == {"size": 1, "superseded": 1}
     assert snapshot.latency_max_ms == pytest.approx(20.0)
+
+
+def test_descriptor_encodings_are_the_message_constants() -> None:
+    """The node's names map to the ENCODING_* values of msg/Keypoints.msg (read without rclpy)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "msg" / "Keypoints.msg").read_text()
+    constants = {name.lower(): int(value) for name, value in re.findall(r"uint8 ENCODING_(\w+)=(\d+)", text)}
+    assert DESCRIPTOR_ENCODINGS == constants == {"float32": 0, "float16": 1, "uint8": 2}
+
+
+def test_unknown_descriptor_encoding_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"^unknown descriptor encoding 7; use one of \[0, 1, 2\]$"):
+        encode_descriptors(np.zeros((1, 4), np.float32), 7)
+    with pytest.raises(ValueError, match=r"^unknown descriptor encoding 7$"):
+        decode_descriptors(bytes(4), 1, 4, 7, 1.0, 0.0)
+
+
+def test_uint8_maps_the_largest_magnitude_onto_0_and_255_exactly() -> None:
+    half = _features().descriptors.numpy()
+    descriptors = np.vstack([half, -half])  # -m and m both present
+    magnitude = float(np.abs(descriptors).max())
+    encoded = encode_descriptors(descriptors, DESCRIPTOR_ENCODINGS["uint8"])
+    assert (encoded.data.min(), encoded.data.max()) == (0, 255)
+    assert encoded.scale == pytest.approx(2 * magnitude / 255) and encoded.offset == pytest.approx(-magnitude)
+    decoded = decode_descriptors(encoded.data.tobytes(), 100, 128, encoded.encoding, encoded.scale, encoded.offset)
+    extremes = np.unravel_index(np.argmax(descriptors), descriptors.shape), np.unravel_index(np.argmin(descriptors),
+                                                                                             descriptors.shape)
+    np.testing.assert_allclose([decoded[extremes[0]], decoded[extremes[1]]],
+                               [descriptors[extremes[0]], descriptors[extremes[1]]], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["float32", "float16"])
+def test_float_encodings_dequantise_as_identity(name: str) -> None:
+    """A consumer may apply value = scale * q + offset whatever the encoding."""
+    encoded = encode_descriptors(np.ones((2, 4), np.float32), DESCRIPTOR_ENCODINGS[name])
+    assert (encoded.scale, encoded.offset) == (1.0, 0.0)
+
+
+def test_uint8_message_carries_scale_offset_and_model_name() -> None:
+    features = _features()
+    message = features_to_message(features, SimpleNamespace(), "my_model", DESCRIPTOR_ENCODINGS["uint8"])
+    encoded = encode_descriptors(features.descriptors, DESCRIPTOR_ENCODINGS["uint8"])
+    assert (message.descriptor_scale, message.descriptor_offset) == (encoded.scale, encoded.offset)
+    assert message.model_name == "my_model" and message.descriptor_encoding == 2
+    np.testing.assert_allclose(message_to_arrays(message)["descriptors"], features.descriptors.numpy(), atol=4e-3)
+
+
+def test_descriptor_byte_count_error_says_what_was_expected() -> None:
+    with pytest.raises(ValueError, match=r"^10 bytes of descriptor values for 2 keypoints of dimension 128, "
+                                         r"expected 1024$"):
+        decode_descriptors(bytes(10), 2, 128, 0, 1.0, 0.0)

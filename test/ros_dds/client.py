@@ -30,6 +30,17 @@ GREY = _grey_frame()
 RGB = np.dstack([GREY] * 3)
 
 
+def _colour_frame() -> np.ndarray:
+    """Three different channels: any swap of red and blue, or a grey conversion, changes the picture."""
+    rng = np.random.default_rng(4)
+    other = cv2.GaussianBlur(rng.integers(0, 256, (HEIGHT, WIDTH), dtype=np.uint8), (9, 9), 0)
+    ramp = np.tile(np.linspace(0, 255, WIDTH, dtype=np.uint8), (HEIGHT, 1))
+    return np.dstack([GREY, other, ramp])
+
+
+COLOUR = _colour_frame()
+
+
 def image_message(encoding: str, pixels: np.ndarray, step: int | None = None, stamp: int = 0,
                   data: bytes | None = None, frame_id: str = "camera_optical_frame", height: int = HEIGHT,
                   width: int = WIDTH) -> Image:
@@ -54,6 +65,14 @@ EQUIVALENT = {
     "mono16": image_message("mono16", GREY.astype("<u2") * 257),
     "16UC1": image_message("16UC1", GREY.astype("<u2") * 257),
     "32FC1": image_message("32FC1", (GREY / 255.0).astype("<f4")),
+}
+
+# A colour picture in every encoding that carries it losslessly.
+EQUIVALENT_COLOUR = {
+    "rgb8": image_message("rgb8", COLOUR),
+    "bgr8": image_message("bgr8", COLOUR[:, :, ::-1]),
+    "rgba8": image_message("rgba8", np.dstack([COLOUR, np.full_like(GREY, 9)])),
+    "bgra8": image_message("bgra8", np.dstack([COLOUR[:, :, ::-1], np.full_like(GREY, 9)])),
 }
 
 

@@ -8,14 +8,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from r2d2_ros.msg import Keypoints
+from r2d2_ros.ros.image_codec import decode_image
 from r2d2_ros.ros.messages import message_to_arrays
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..ros.test_image_codec import png_claiming_pixels
 from ..ros.test_inference import write_oversized_checkpoint
-from .client import EQUIVALENT, GREY, HEIGHT, RGB, WIDTH, Client, image_message, level, value
+from .client import (COLOUR, EQUIVALENT, EQUIVALENT_COLOUR, GREY, HEIGHT, RGB, WIDTH, Client, image_message, level,
+                     value)
 from .conftest import FAST_PARAMETERS, NodeProcess, spin_until
 
 
@@ -48,13 +51,20 @@ class TestOutputs:
         assert keypoints.model_name == "random_n16"
 
     def test_heatmaps_and_overlay_have_the_image_size_and_header(self, client: Client) -> None:
-        spin_until(client.node, lambda: False, 1.0)  # let the node see the heatmap subscriptions
-        client.send(image_message("mono8", GREY, stamp=12))
-        assert spin_until(client.node, lambda: all(client.heatmaps.values()), 10)
-        for topic, images in client.heatmaps.items():
-            image = images[-1]
+        def pictures_of(stamp: int) -> dict[str, Image]:
+            return {topic: image for topic, images in client.heatmaps.items() for image in images
+                    if image.header.stamp.sec == stamp}
+
+        # The node draws only while subscribed: frames go on until it has seen the subscriptions.
+        stamp, deadline = 12, time.monotonic() + 30
+        while len(pictures_of(stamp)) < len(client.heatmaps):
+            assert time.monotonic() < deadline, f"no heatmaps or overlay for frames 12..{stamp}"
+            stamp += 1
+            assert client.send(image_message("mono8", GREY, stamp=stamp)) is not None
+            spin_until(client.node, lambda: len(pictures_of(stamp)) == len(client.heatmaps), 2.0)
+        for topic, image in pictures_of(stamp).items():
             assert (image.height, image.width, image.encoding) == (HEIGHT, WIDTH, "rgb8"), topic
-            assert image.header.stamp.sec == 12 and image.header.frame_id == "camera_optical_frame"
+            assert image.header.frame_id == "camera_optical_frame"
 
     def test_equivalent_encodings_give_identical_keypoints(self, client: Client) -> None:
         results = {}
@@ -66,15 +76,47 @@ class TestOutputs:
         for encoding, keypoints in results.items():
             np.testing.assert_allclose(keypoints, results["mono8"], atol=1e-4, err_msg=encoding)
 
-    @pytest.mark.parametrize("encoding", ["bayer_rggb8", "bayer_bggr8", "bayer_gbrg8", "bayer_grbg8"])
-    def test_bayer_frames_are_processed(self, client: Client, encoding: str) -> None:
-        assert client.send(image_message(encoding, GREY, stamp=200)) is not None
+    def test_colour_encodings_give_identical_keypoints_and_colour_order_matters(self, client: Client) -> None:
+        results = {}
+        for stamp, (encoding, message) in enumerate(EQUIVALENT_COLOUR.items(), start=120):
+            message.header.stamp.sec = stamp
+            keypoints = client.send(message)
+            assert keypoints is not None, f"{encoding}: no keypoints"
+            results[encoding] = message_to_arrays(keypoints)["keypoints"]
+        for encoding, keypoints in results.items():
+            np.testing.assert_allclose(keypoints, results["rgb8"], atol=1e-4, err_msg=encoding)
+        # Red and blue swapped is another picture to the network: a swap in the node would show.
+        swapped = message_to_arrays(client.send(image_message("rgb8", COLOUR[:, :, ::-1], stamp=130)))["keypoints"]
+        assert swapped.shape != results["rgb8"].shape or not np.allclose(swapped, results["rgb8"], atol=1e-4)
 
-    @pytest.mark.parametrize(("encoding", "width_bytes"), [("yuv422", 2), ("yuv422_yuy2", 2), ("uyvy", 2), ("yuyv", 2)])
-    def test_yuv_frames_are_processed(self, client: Client, encoding: str, width_bytes: int) -> None:
-        packed = np.full((HEIGHT, WIDTH * width_bytes), 128, np.uint8)
-        packed[:, 1::2] = GREY  # luma on odd bytes (UYVY); either way a valid frame
-        assert client.send(image_message(encoding, packed, stamp=201)) is not None
+    @pytest.mark.parametrize(("encoding", "other"), [("bayer_rggb8", "bayer_bggr8"), ("bayer_bggr8", "bayer_gbrg8"),
+                                                     ("bayer_gbrg8", "bayer_grbg8"), ("bayer_grbg8", "bayer_rggb8")])
+    def test_bayer_frames_give_the_keypoints_of_their_colour_picture(self, client: Client, encoding: str,
+                                                                      other: str) -> None:
+        self._check_decoded(client, encoding, other, COLOUR[:, :, 0] // 2 + COLOUR[:, :, 2] // 2, 200)
+
+    @pytest.mark.parametrize(("encoding", "other"), [("yuv422", "yuyv"), ("yuv422_yuy2", "uyvy"), ("uyvy", "yuyv"),
+                                                     ("yuyv", "uyvy")])
+    def test_yuv_frames_give_the_keypoints_of_their_colour_picture(self, client: Client, encoding: str,
+                                                                    other: str) -> None:
+        packed = np.empty((HEIGHT, WIDTH * 2), np.uint8)
+        packed[:, 0::2] = np.clip(COLOUR[:, :, 2].astype(int) // 2 + 64, 0, 255)  # chroma or luma, by layout
+        packed[:, 1::2] = GREY
+        self._check_decoded(client, encoding, other, packed, 210)
+
+    @staticmethod
+    def _check_decoded(client: Client, encoding: str, other: str, raw: np.ndarray, stamp: int) -> None:
+        """The frame's keypoints are those of the rgb8 picture its layout decodes to, not another layout's."""
+        def rgb_keypoints(layout: str, stamp: int) -> np.ndarray:
+            picture = decode_image(layout, HEIGHT, WIDTH, raw.shape[1], raw.tobytes())
+            return message_to_arrays(client.send(image_message("rgb8", picture, stamp=stamp)))["keypoints"]
+
+        keypoints = client.send(image_message(encoding, raw, stamp=stamp))
+        assert keypoints is not None
+        received = message_to_arrays(keypoints)["keypoints"]
+        np.testing.assert_allclose(received, rgb_keypoints(encoding, stamp + 1), atol=1e-4)
+        wrong = rgb_keypoints(other, stamp + 2)
+        assert wrong.shape != received.shape or not np.allclose(wrong, received, atol=1e-4), "layouts look alike"
 
     def test_padded_rows_are_handled(self, client: Client) -> None:
         padded = np.hstack([GREY, np.full((HEIGHT, 32), 255, np.uint8)])
@@ -276,7 +318,9 @@ def test_compressed_input_and_broken_jpeg(random_checkpoint: Path, test_node: No
     ("parameters", "message"),
     [
         ({"model": "/nonexistent/model.pt"}, "no such file"),
-        ({"device": "cuda:7"}, "no CUDA GPU"),
+        # A GPU index past the last one: "no CUDA GPU" on a CPU machine, "only N GPU(s)" on a GPU one.
+        ({"device": f"cuda:{torch.cuda.device_count() + 7}"},
+         "GPU(s) exist" if torch.cuda.is_available() else "no CUDA GPU"),
         ({"top_k": -1}, "invalid parameter top_k"),
         ({"top_k": "many"}, "invalid parameter top_k"),
         ({"precision": "int8"}, "precision must be one of"),

@@ -186,3 +186,25 @@ def test_gradients_reach_every_head() -> None:
     terms["total"].backward()
     for name in ("clf.weight", "sal.weight", "ops.0.weight", "ops.22.weight"):
         assert net.get_parameter(name).grad.abs().sum() > 0, name
+
+
+def test_sampler_finds_the_true_match_near_the_flow_and_averages_both_reliabilities() -> None:
+    """Image 2 is image 1 moved 3 px right, the flow says 2 px: the best positive is the one 1 px further.
+
+    Different descriptors, reliability maps and a wrong-by-one flow make every index visible.
+    """
+    generator = torch.Generator().manual_seed(0)
+    descriptors1 = torch.nn.functional.normalize(torch.randn(1, 8, 64, 64, generator=generator), dim=1)
+    descriptors2 = torch.roll(descriptors1, shifts=3, dims=3)
+    reliability1 = torch.rand(1, 1, 64, 64, generator=generator)
+    reliability2 = torch.rand(1, 1, 64, 64, generator=generator)
+    flow = _identity_flow(64, 64)
+    flow[:, 0] += 2
+    scores, _, _, reliability, valid = PairSampler(LossConfig(distractors_per_image=20))(
+        descriptors1, descriptors2, reliability1, reliability2, flow, torch.Generator().manual_seed(1))
+    assert valid.all()
+    torch.testing.assert_close(scores[:, 0], torch.ones(16))  # the exact match is the positive
+    assert (scores[:, 1:81] < 0.99).all()  # the ring holds no copy of it
+    ys, xs = torch.meshgrid(torch.arange(16, 48, 8), torch.arange(16, 48, 8), indexing="ij")
+    expected = (reliability1[0, 0, ys, xs] + reliability2[0, 0, ys, xs + 3]) / 2
+    torch.testing.assert_close(reliability, expected.reshape(-1))

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Mutation testing of the core modules with mutmut (make mutation; not in CI: it is slow).
+#   tools/mutation.sh                  every module in MODULES below, in that order
+#   tools/mutation.sh nms metrics      only the modules whose path contains one of these words
+# Each module is mutated in a private copy of the work tree (.mutation/work: the tree itself is
+# never changed) and every mutant runs only that module's fast tests (no ../shared, no DDS).
+# Per module, .mutation/report/<module>.txt gets the surviving mutants' diffs and <module>.log
+# mutmut's output; .mutation/report/summary.md gets one table row per module (counts from
+# mutmut's record of each mutant).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+[ -f activate ] || { echo "mutation: run 'make setup' first (make mutation does)"; exit 1; }
+set +u  # the colcon setup scripts read unset variables
+# shellcheck disable=SC1091
+. ./activate
+set -u
+python -c "import mutmut" 2>/dev/null || python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+
+# module | its fast tests (every mutant runs these, stopping at the first failure)
+MODULES=(
+  "r2d2_ros/evaluation/metrics.py|test/evaluation/test_metrics.py test/evaluation/test_protocol.py"
+  "r2d2_ros/extraction/nms.py|test/extraction/test_detections.py test/extraction/test_pyramid_and_input.py"
+  "r2d2_ros/evaluation/protocol.py|test/evaluation/test_protocol.py"
+  "r2d2_ros/ros/image_codec.py|test/ros/test_image_codec.py"
+  "r2d2_ros/ros/messages.py|test/ros/test_messages_and_params.py"
+  "r2d2_ros/ros/params.py|test/ros/test_messages_and_params.py"
+  "r2d2_ros/training/losses.py|test/training/test_losses.py"
+  "r2d2_ros/model/checkpoint.py|test/model/test_checkpoint.py"
+  "r2d2_ros/extraction/config.py|test/extraction/test_pyramid_and_input.py test/extraction/test_detections.py"
+  "r2d2_ros/extraction/multiscale.py|test/extraction/test_detections.py test/extraction/test_pyramid_and_input.py test/extraction/test_small_images.py"
+)
+
+work=$repo/.mutation/work
+report=$repo/.mutation/report
+mkdir -p "$report"
+summary=$report/summary.md
+[ -f "$summary" ] || printf '| module | mutants | killed | survived | timeouts | suspicious | skipped |\n|---|---|---|---|---|---|---|\n' > "$summary"
+
+selected() {
+  [ $# -le 1 ] && return 0
+  local word
+  for word in "${@:2}"; do [[ $1 == *"$word"* ]] && return 0; done
+  return 1
+}
+
+for entry in "${MODULES[@]}"; do
+  module=${entry%%|*}
+  tests=${entry#*|}
+  selected "$module" "$@" || continue
+  name=$(basename "$module" .py)
+  echo "mutation: $module (tests: $tests)"
+  # A fresh copy of the tracked and new (not ignored) files for every module.
+  rm -rf "$work" && mkdir -p "$work"
+  git ls-files -z -co --exclude-standard | tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$work"
+  (
+    cd "$work"
+    export PYTHONPATH=$work${PYTHONPATH:+:$PYTHONPATH}
+    # mutmut 2 counts only exit status 1 as a kill: a mutant that breaks the import (pytest's
+    # status 2) would pass for a survivor, hence "|| exit 1". mutmut's own exit status is non-zero
+    # whenever mutants survive; the report says how many.
+    mutmut run --paths-to-mutate "$module" --tests-dir test --simple-output --no-progress \
+      --test-time-base 20 \
+      --runner "bash -c 'python -m pytest -x -q -p no:cacheprovider $tests || exit 1'" >"$report/$name.log" 2>&1 || true
+    {
+      echo "# $module  (tests: $tests)"
+      mutmut show all 2>&1 || true
+    } >"$report/$name.txt"
+  )
+  # The counts, from mutmut's own record of each mutant's status.
+  counts=$(python - "$work/.mutmut-cache" <<'COUNT'
+import collections, sqlite3, sys
+status = collections.Counter(s for (s,) in sqlite3.connect(sys.argv[1]).execute("select status from Mutant"))
+print(sum(status.values()), *(status[s] for s in ("ok_killed", "bad_survived", "bad_timeout", "ok_suspicious")),
+      status["skipped"] + status["untested"])
+COUNT
+  ) || { echo "mutation: $module: no results (see $report/$name.log)"; tail -n 20 "$report/$name.log"; continue; }
+  read -r total killed survived timeout suspicious skipped <<<"$counts"
+  row="| $module | $total | $killed | $survived | $timeout | $suspicious | $skipped |"
+  grep -v "^| $module |" "$summary" >"$summary.new" || true
+  echo "$row" >>"$summary.new" && mv "$summary.new" "$summary"
+  echo "mutation: $row"
+done
+rm -rf "$work"
+echo "mutation: summary in .mutation/report/summary.md, survivors' diffs in .mutation/report/<module>.txt"
+cat "$summary"
