@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 IN_ENV := . ./activate &&
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench gpu-check mutation
 
 setup:
 	@bash tools/setup.sh
@@ -15,4 +15,13 @@ test: setup
 
 bench: setup
 	@$(IN_ENV) python benchmarks/extraction.py && python benchmarks/messages.py && \
-		python benchmarks/node_latency.py && python benchmarks/training.py
+		python benchmarks/node_latency.py && python benchmarks/training.py && python benchmarks/tracking.py
+
+# The GPU tests and the backends' benchmarks (one table); on a CPU-only machine, the CPU half.
+gpu-check: setup
+	@$(IN_ENV) python benchmarks/gpu_check.py
+
+# Mutation testing of the core modules (mutmut, installed into .venv from requirements-dev.txt);
+# slow, so not in CI. MODULES="nms metrics" runs only those; the report is in .mutation/report/.
+mutation: setup
+	@bash tools/mutation.sh $(MODULES)

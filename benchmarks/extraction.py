@@ -21,6 +21,7 @@ import torch
 
 from r2d2_ros import ExtractionConfig, extract_multiscale, load_model, prepare_for_inference
 from r2d2_ros.device import resolve_device
+from r2d2_ros.extraction import NetworkRunner
 from r2d2_ros.extraction.timing import StageTimer
 from r2d2_ros.image_io import read_rgb
 from r2d2_ros.weights import default_model_path
@@ -29,14 +30,15 @@ REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 SINGLE_SCALE = ExtractionConfig(min_scale=1.0, max_scale=1.0, min_size=0, max_size=100_000)
 
 
-def _test_image(width: int, height: int) -> np.ndarray:
+def benchmark_image(width: int, height: int) -> np.ndarray:
+    """brooklyn.png resized to width x height, or noise when ../shared is absent."""
     source = REFERENCE / "images" / "brooklyn.png"
     if source.exists():
         return cv2.resize(read_rgb(source), (width, height), interpolation=cv2.INTER_AREA)
     return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def time_extraction(model: torch.nn.Module, image: np.ndarray, config: ExtractionConfig, repeats: int,
+def time_extraction(model: torch.nn.Module | NetworkRunner, image: np.ndarray, config: ExtractionConfig, repeats: int,
                     device: torch.device) -> tuple[dict[str, float], float]:
     """Median seconds per stage (with device syncs) and median total (without), after one warm-up."""
     extract_multiscale(model, image, config).numpy()
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     model = prepare_for_inference(load_model(model_path, device))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"model {model_path.name}, device {name}, torch {torch.__version__}, {args.repeats} repeats")
-    vga, large = _test_image(640, 480), _test_image(1024, 768)
+    vga, large = benchmark_image(640, 480), benchmark_image(1024, 768)
     for precision in args.precision:
         for title, image, config in (
             ("VGA 640x480, single scale", vga, SINGLE_SCALE),

@@ -1,11 +1,12 @@
 """Choosing the torch device from a user's string (node parameter, CLI option), and its fast precision."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-__all__ = ["resolve_device", "cpu_has_native_bf16", "fast_autocast_dtype"]
+__all__ = ["resolve_device", "cpu_has_native_bf16", "fast_autocast_dtype", "auto_precision"]
 
 # CPU flags (as /proc/cpuinfo names them) of native bf16 arithmetic. Without them oneDNN emulates
 # bf16 and runs several times slower than fp32.
@@ -58,3 +59,20 @@ def fast_autocast_dtype(device: torch.device, cpuinfo: str | None = None) -> tor
     if device.type == "cuda":
         return torch.bfloat16
     return torch.bfloat16 if cpu_has_native_bf16(cpuinfo) else None
+
+
+@lru_cache(maxsize=1)
+def _this_cpu_has_native_bf16() -> bool:
+    # The CPU does not change while the process runs; extraction asks on every frame.
+    return cpu_has_native_bf16()
+
+
+def auto_precision(device: torch.device) -> str:
+    """What precision ``auto`` means for PyTorch on ``device``.
+
+    fp16 on CUDA (tensor cores; fp16 keeps more fp32 detections than bf16), bf16 on CPUs that
+    compute it natively (about 2x fp32 there), fp32 elsewhere (emulated bf16 is slower than fp32).
+    """
+    if device.type == "cuda":
+        return "fp16"
+    return "bf16" if _this_cpu_has_native_bf16() else "fp32"

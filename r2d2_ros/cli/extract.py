@@ -22,12 +22,13 @@ from tqdm import tqdm
 from ..bags import (IMAGE_TYPES, BagError, FeatureBagWriter, TopicReader, camera_info_topic, decode_frame,
                     keypoints_message)
 from ..bags.store import STORAGES
-from ..extraction import ExtractionConfig, extract_multiscale
+from ..extraction import ExtractionConfig, NetworkRunner, extract_multiscale
 from ..features import save_r2d2
 from ..image_io import IMAGE_SUFFIXES, read_rgb
-from ..model import CheckpointError, R2D2Net
+from ..model import CheckpointError
 from ..ros.messages import DESCRIPTOR_ENCODINGS
-from .common import add_extraction_arguments, add_model_arguments, extraction_config, model_from_args, model_path
+from .common import (add_backend_arguments, add_extraction_arguments, add_model_arguments, extraction_config,
+                     model_path, runner_from_args)
 
 __all__ = ["collect_images", "extract_bag", "main"]
 
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     bag.add_argument("--chunk-frames", type=int, default=100,
                      help="frames per output storage file; an interruption loses at most one (default: 100)")
     add_model_arguments(parser)
+    add_backend_arguments(parser)
     add_extraction_arguments(parser)
     return parser
 
@@ -86,7 +88,7 @@ def _bag_settings(args: argparse.Namespace, topic: str, config: ExtractionConfig
             "extraction": asdict(config), "descriptor_encoding": args.descriptor_encoding}
 
 
-def extract_bag(args: argparse.Namespace, model: R2D2Net, config: ExtractionConfig, checkpoint: Path) -> int:
+def extract_bag(args: argparse.Namespace, runner: NetworkRunner, config: ExtractionConfig, checkpoint: Path) -> int:
     """Every frame of the bag's image topic -> one Keypoints message (the image's header) in the output bag.
 
     Returns 0, or 1 when some messages were corrupt or undecodable (skipped, counted).
@@ -104,7 +106,7 @@ def extract_bag(args: argparse.Namespace, model: R2D2Net, config: ExtractionConf
             with tqdm(total=frames.count, initial=resumed_at, desc="r2d2-extract", unit="frame", disable=None) as bar:
                 for frame in frames.messages(skip=resumed_at):
                     try:
-                        features = extract_multiscale(model, decode_frame(frame.message, frames.msgtype), config)
+                        features = extract_multiscale(runner, decode_frame(frame.message, frames.msgtype), config)
                     except ValueError as error:  # ImageDecodeError, or a frame the network cannot take
                         log.warning("skipped message %d of %s: %s", frame.index, frames.topic, error)
                         undecodable += 1
@@ -131,12 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = extraction_config(args)
         images = collect_images(args.inputs)
-        model, device = model_from_args(args)
+        runner, model = runner_from_args(args, config)
     except (ValueError, FileNotFoundError, CheckpointError) as error:
         parser.error(str(error))
     if args.bag:
         try:
-            return extract_bag(args, model, config, model_path(args))
+            return extract_bag(args, runner, config, model_path(args))
         except BagError as error:
             parser.exit(2, f"{parser.prog}: error: {error}\n")
         except KeyboardInterrupt:
@@ -148,13 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     for image_path in tqdm(images, desc="r2d2-extract", unit="image", disable=None):
         out_dir = args.output_dir or image_path.parent
         try:
-            features = extract_multiscale(model, read_rgb(image_path), config)
+            features = extract_multiscale(runner, read_rgb(image_path), config)
         except ValueError as error:
             log.warning("skipped %s", error)
             failed += 1
             continue
         save_r2d2(out_dir / f"{image_path.name}.{args.tag}", features)
-    log.info("%d of %d images written (device %s, model %s)", len(images) - failed, len(images), device, model.arch)
+    log.info("%d of %d images written (model %s)", len(images) - failed, len(images), model.arch)
     return 1 if failed else 0
 
 

@@ -8,9 +8,12 @@ from typing import Any
 
 import torch
 
-__all__ = ["ExtractionConfig", "PRECISIONS"]
+__all__ = ["ExtractionConfig", "PRECISIONS", "PRECISION_CHOICES"]
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# What a user may ask for: a precision, or ``auto``, which the network runner resolves for its device
+# and backend (see NetworkRunner.precision).
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class ExtractionConfig:
     reliability_threshold: float = 0.7  # keep detections whose reliability is at least this
     repeatability_threshold: float = 0.7  # keep detections whose repeatability is at least this
     top_k: int = 5000  # keep at most this many keypoints, best score first
-    precision: str = "fp32"  # network arithmetic: fp32, fp16 or bf16
+    precision: str = "auto"  # network arithmetic: auto (fastest that keeps the detections), fp32, fp16 or bf16
 
     def __post_init__(self) -> None:
         for name in ("scale_f", "min_scale", "max_scale", "reliability_threshold", "repeatability_threshold"):
@@ -47,13 +50,8 @@ class ExtractionConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The torch dtype of :attr:`precision`."""
-        return PRECISIONS[self.precision]
+        if self.precision not in PRECISION_CHOICES:
+            raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ExtractionConfig:

@@ -2,7 +2,9 @@
 
 The pyramid, thresholds and output conventions follow the original implementation
 (see ``ExtractionConfig`` for the defaults). Everything stays on the model's device
-until the final top-k; only the selected keypoints are copied back by the caller.
+until the final top-k, which is the only point where the host waits for the device;
+only the selected keypoints are copied back by the caller. The network itself is run by
+a :class:`~r2d2_ros.extraction.runner.NetworkRunner` (PyTorch, or another backend).
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ import torch.nn.functional as F
 from ..features import DenseMaps, Features
 from ..model.nets import R2D2Net, normalize_descriptors
 from ..utils import check_shape
-from .config import ExtractionConfig
+from .config import PRECISIONS, ExtractionConfig
 from .nms import nms_mask, top_k_indices
+from .runner import NetworkRunner, as_runner
 from .timing import StageTimer
 
 __all__ = ["PyramidLevel", "image_to_tensor", "pyramid_levels", "pyramid_images", "extract_multiscale",
@@ -28,6 +31,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Tolerance of the original's scale comparisons, so that e.g. s = 1/2**0.25**4 counts as 0.5.
 _SCALE_EPS = 0.001
+# The Fast net pools by 2 before it upsamples: a level 1 pixel high or wide has no output at all.
+_MIN_LEVEL_SIDE = 2
 _PATCH_DIAMETER = 32.0
 _INTEGER_RANGE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -95,7 +100,7 @@ def pyramid_levels(height: int, width: int, config: ExtractionConfig) -> list[Py
     lowest = max(config.min_scale, min(config.min_size / longest, highest, 1.0))
     levels: list[PyramidLevel] = []
     scale, level_height, level_width = 1.0, height, width
-    while scale + _SCALE_EPS >= lowest and min(level_height, level_width) > 0:
+    while scale + _SCALE_EPS >= lowest and min(level_height, level_width) >= _MIN_LEVEL_SIDE:
         levels.append(PyramidLevel(scale, level_height, level_width, scale - _SCALE_EPS <= highest))
         scale /= config.scale_f
         level_height, level_width = round(height * scale), round(width * scale)
@@ -126,42 +131,79 @@ def pyramid_images(
 
 
 @dataclass
-class _LevelDetections:
-    """Detections of one pyramid level, on the device, in row-major order."""
+class _LevelCandidates:
+    """The best ``top_k`` pixels of one pyramid level, on the device, best first.
 
-    ys: torch.Tensor
-    xs: torch.Tensor
-    raw_descriptors: torch.Tensor  # (N, D), not yet normalised
-    scores: torch.Tensor
+    A level with fewer detections is padded with non-detections scored -inf, so that its size is
+    known without asking the device.
+    """
+
+    keypoints: torch.Tensor  # (k, 3) x, y in input pixels, scale
+    raw_descriptors: torch.Tensor  # (k, D), not yet normalised
+    scores: torch.Tensor  # (k,)
     reliability: torch.Tensor  # (1, 1, h, w)
     repeatability: torch.Tensor  # (1, 1, h, w)
 
 
 def _detect_level(
-    model: R2D2Net, image: torch.Tensor, config: ExtractionConfig, timer: StageTimer | None
-) -> _LevelDetections:
-    """Runs the network and NMS on one pyramid level."""
-    autocast = torch.autocast(image.device.type, dtype=config.dtype, enabled=config.dtype != torch.float32)
-    memory_format = torch.channels_last if model.inference_only else torch.contiguous_format
+    runner: NetworkRunner,
+    image: torch.Tensor,
+    level: PyramidLevel,
+    input_size: tuple[int, int],
+    config: ExtractionConfig,
+    precision: str,
+    timer: StageTimer | None,
+) -> _LevelCandidates:
+    """Runs the network and NMS on one pyramid level and keeps its best candidates, on the device.
+
+    Args:
+        input_size: (width, height) of the input image, the frame of the keypoint coordinates.
+    """
     with _stage(timer, f"network {image.shape[-1]}x{image.shape[-2]}"):
-        with autocast:
-            trunk = model.trunk(image.contiguous(memory_format=memory_format))
-        # The 1x1 heads are cheap: in fp32 they do not quantise the maps into fake NMS plateaus.
-        reliability, repeatability = model.score_maps(trunk.float())
+        descriptors, reliability, repeatability = runner(image, precision)
     with _stage(timer, "nms"):
         mask = nms_mask(repeatability, reliability, config.repeatability_threshold, config.reliability_threshold)
-        ys, xs = mask[0, 0].nonzero(as_tuple=True)  # row-major order, as the original reads them
-        scores = reliability[0, 0, ys, xs] * repeatability[0, 0, ys, xs]
-        return _LevelDetections(ys, xs, trunk[0, :, ys, xs].t(), scores, reliability, repeatability)
+        # Non-detections score -inf instead of being dropped: nonzero() would wait for the device
+        # on every level, a fixed-size top-k does not.
+        scores = torch.where(mask, reliability * repeatability, float("-inf")).flatten()
+        best = top_k_indices(scores, config.top_k)
+        map_width = repeatability.shape[-1]
+        xs = (best % map_width) * (input_size[0] / level.width)
+        ys = torch.div(best, map_width, rounding_mode="floor") * (input_size[1] / level.height)
+        patch = torch.full_like(xs, _PATCH_DIAMETER / level.scale)
+        raw_descriptors = _gather_pixels(descriptors, best)
+        return _LevelCandidates(torch.stack([xs, ys, patch], dim=1).float(), raw_descriptors, scores[best],
+                                reliability, repeatability)
+
+
+def _gather_pixels(maps: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """The (N, D) values of a (1, D, h, w) map at flat pixel indices.
+
+    Gathers along the memory layout (rows of a channels-last map, columns of a contiguous one):
+    the other way round is 10 to 30 times slower on the CPU.
+    """
+    flat = maps[0].flatten(1)  # (D, h * w): a view in either layout
+    if flat.stride(0) == 1:  # channels last
+        return flat.t().index_select(0, indices)
+    return flat.index_select(1, indices).t()
 
 
 def _stage(timer: StageTimer | None, name: str) -> StageTimer | nullcontext[None]:
     return timer.stage(name) if timer is not None else nullcontext()
 
 
+def _upload(image: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The (1, 3, H, W) fp32 normalised input on ``device`` (see :func:`extract_multiscale`)."""
+    if isinstance(image, torch.Tensor) and image.ndim == 4:
+        if image.shape[:2] != (1, 3):
+            raise ValueError(f"a normalised input must be (1, 3, H, W), got {tuple(image.shape)}")
+        return image.to(device, torch.float32)
+    return image_to_tensor(image, device)
+
+
 @torch.inference_mode()
 def extract_multiscale(
-    model: R2D2Net,
+    model: R2D2Net | NetworkRunner,
     image: np.ndarray | torch.Tensor,
     config: ExtractionConfig = ExtractionConfig(),
     return_maps: bool = False,
@@ -169,49 +211,45 @@ def extract_multiscale(
 ) -> Features:
     """Detects and describes R2D2 keypoints over an image pyramid.
 
+    The device is waited for once per frame, after the final top-k (to count the detections).
+
     Args:
-        model: an R2D2 network in eval mode (ideally from ``prepare_for_inference``).
+        model: an R2D2 network in eval mode (ideally from ``prepare_for_inference``), run in
+            PyTorch, or a :class:`~r2d2_ros.extraction.runner.NetworkRunner` of another backend.
         image: see :func:`image_to_tensor`; a (1, 3, H, W) float tensor is taken as already normalised.
-        config: pyramid, thresholds, top-k and precision.
+        config: pyramid, thresholds, top-k and precision (``auto`` is resolved by the runner).
         return_maps: also return the reliability and repeatability maps of the largest used level.
         timer: accumulates the time of each stage (upload, resize, network, nms, top-k); benchmarks only.
 
     Returns:
         Features on the model's device, at most ``config.top_k``, best first; keypoint x, y are in
-        input pixels and the scale is the patch diameter (32 / level scale).
+        input pixels and the scale is the patch diameter (32 / level scale). Descriptors are in
+        the precision the network ran in.
+
+    Raises:
+        ValueError: a bad image, or a precision the runner cannot compute.
     """
-    device = next(model.parameters()).device
+    runner = as_runner(model)
+    precision = runner.precision(config.precision)
     with _stage(timer, "upload"):
-        if isinstance(image, torch.Tensor) and image.ndim == 4:
-            if image.shape[:2] != (1, 3):
-                raise ValueError(f"a normalised input must be (1, 3, H, W), got {tuple(image.shape)}")
-            tensor = image.to(device, torch.float32)
-        else:
-            tensor = image_to_tensor(image, device)
+        tensor = _upload(image, runner.device)
     height, width = tensor.shape[-2:]
-    keypoints, raw_descriptors, scores = [], [], []
-    maps: DenseMaps | None = None
-    for level, level_image in pyramid_images(tensor, config, timer):
-        found = _detect_level(model, level_image, config, timer)
-        level_scale = torch.full_like(found.scores, _PATCH_DIAMETER / level.scale)
-        x = found.xs * (width / level.width)
-        y = found.ys * (height / level.height)
-        keypoints.append(torch.stack([x, y, level_scale], dim=1))
-        raw_descriptors.append(found.raw_descriptors)
-        scores.append(found.scores)
-        if return_maps and maps is None:
-            maps = DenseMaps(found.reliability[0, 0], found.repeatability[0, 0])
-    if not keypoints:
-        empty = torch.zeros(0, device=device)
-        return Features(empty.view(0, 3), empty.view(0, model.dim), empty, (int(width), int(height)), maps)
+    image_size = (int(width), int(height))
+    candidates = [_detect_level(runner, level_image, level, image_size, config, precision, timer)
+                  for level, level_image in pyramid_images(tensor, config, timer)]
+    maps = DenseMaps(candidates[0].reliability[0, 0], candidates[0].repeatability[0, 0]) if (
+        return_maps and candidates) else None
+    if not candidates:
+        empty = torch.zeros(0, device=runner.device)
+        return Features(empty.view(0, 3), empty.view(0, runner.dim), empty, image_size, maps)
     with _stage(timer, "top-k"):
-        all_scores = torch.cat(scores)
+        all_scores = torch.cat([found.scores for found in candidates])
         best = top_k_indices(all_scores, config.top_k)
-        descriptors = normalize_descriptors(torch.cat(raw_descriptors)[best].float(), dim=1)
-        return Features(
-            torch.cat(keypoints)[best].float(),
-            descriptors.to(config.dtype),
-            all_scores[best],
-            (int(width), int(height)),
-            maps,
-        )
+        scores = all_scores[best]
+        keypoints = torch.cat([found.keypoints for found in candidates])[best]
+        descriptors = normalize_descriptors(torch.cat([found.raw_descriptors for found in candidates])[best].float())
+        # The frame's one wait for the device: the number of detections among the best (sorted, so
+        # the -inf padding comes last).
+        count = int(torch.isfinite(scores).sum())
+        return Features(keypoints[:count], descriptors[:count].to(PRECISIONS[precision]), scores[:count],
+                        image_size, maps)

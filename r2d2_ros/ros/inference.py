@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..backends import make_runner
 from ..device import resolve_device
-from ..extraction import ExtractionConfig, extract_multiscale
-from ..model import R2D2Net, load_model, prepare_for_inference
+from ..extraction import ExtractionConfig, NetworkRunner, extract_multiscale
+from ..model import load_model, prepare_for_inference
 from ..weights import default_model_path
 
 __all__ = ["InferenceModel", "ModelLoadError", "cpu_fallback_note", "load_inference_model", "warm_up"]
@@ -32,10 +33,12 @@ class ModelLoadError(RuntimeError):
 class InferenceModel:
     """A network ready for frames, and what the node reports about it."""
 
-    network: R2D2Net
+    network: NetworkRunner
     device: torch.device
     name: str
     device_note: str  # "" unless the device is not what the user may expect (a CPU fallback)
+    arch: str  # the architecture string, e.g. Quad_L2Net_ConfCFS()
+    backend: str  # torch or onnxruntime
 
 
 def cpu_fallback_note(requested: str, device: torch.device) -> str:
@@ -60,7 +63,7 @@ def _load_errors() -> Iterator[None]:
         raise ModelLoadError(f"{type(error).__name__}: {error}") from error
 
 
-def warm_up(network: R2D2Net, config: ExtractionConfig) -> None:
+def warm_up(network: NetworkRunner, config: ExtractionConfig) -> None:
     """Runs the network once at ``config``'s precision.
 
     The first real frame then does not pay for kernel selection, and a model or precision that
@@ -73,8 +76,12 @@ def warm_up(network: R2D2Net, config: ExtractionConfig) -> None:
         extract_multiscale(network, np.zeros(_WARMUP_SHAPE, np.uint8), config.replace(min_size=0)).numpy()
 
 
-def load_inference_model(model_path: str, device_name: str, config: ExtractionConfig) -> InferenceModel:
-    """Loads a checkpoint ("" = the bundled model) onto a device, prepares it and warms it up.
+def load_inference_model(model_path: str, device_name: str, config: ExtractionConfig,
+                         backend: str = "torch") -> InferenceModel:
+    """Loads a checkpoint ("" = the bundled model) onto a device, prepares it in ``backend`` and warms it up.
+
+    An onnxruntime session is built for ``config.precision`` and ``config.max_size`` (TensorRT's
+    engine); a change of either needs a new model.
 
     Raises:
         ModelLoadError: for any failure, with its reason.
@@ -82,6 +89,7 @@ def load_inference_model(model_path: str, device_name: str, config: ExtractionCo
     path = Path(model_path) if model_path else default_model_path()
     with _load_errors():
         device = resolve_device(device_name)
-        network = prepare_for_inference(load_model(path, device))
+        model = prepare_for_inference(load_model(path, device))
+        network = make_runner(model, backend, config.precision, max_side=config.max_size)
     warm_up(network, config)
-    return InferenceModel(network, device, path.stem, cpu_fallback_note(device_name, device))
+    return InferenceModel(network, device, path.stem, cpu_fallback_note(device_name, device), model.arch, backend)

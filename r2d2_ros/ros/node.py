@@ -27,13 +27,14 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from ..extraction import ExtractionConfig, extract_multiscale
 from ..features import Features
 from ..msg import Keypoints
-from ..viz import colorize_heatmap, draw_keypoints
+from ..tracking import FrontEndResult, TrackerConfig, TrackingFrontEnd
+from ..viz import colorize_heatmap, draw_keypoints, draw_tracks
 from .health import assess_health
 from .image_codec import decode_compressed, decode_image
 from .inference import InferenceModel, ModelLoadError, load_inference_model, warm_up
@@ -60,6 +61,11 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return descriptor
 
 
+def _fields(message: Any) -> dict[str, Any]:
+    """A ROS message's fields by name (to copy it with one field changed)."""
+    return {name: getattr(message, name) for name in message.get_fields_and_field_types()}
+
+
 def _image_message(array: np.ndarray, header: Any) -> Image:
     message = Image(header=header, height=array.shape[0], width=array.shape[1], encoding="rgb8",
                     is_bigendian=0, step=array.shape[1] * 3)
@@ -83,7 +89,8 @@ class R2D2Node(Node):
             raise StartupError(f"invalid parameters: {reason}")
         self._config: ExtractionConfig = extraction_config(self._values)
         try:
-            self._model = load_inference_model(self._values["model"], self._values["device"], self._config)
+            self._model = load_inference_model(self._values["model"], self._values["device"], self._config,
+                                               self._values["backend"])
         except ModelLoadError as error:
             raise StartupError(str(error)) from error
         if self._model.device_note:
@@ -101,6 +108,9 @@ class R2D2Node(Node):
         self._repeatability_pub = self.create_publisher(Image, "heatmap/repeatability", output_qos)
         self._reliability_pub = self.create_publisher(Image, "heatmap/reliability", output_qos)
         self._overlay_pub = self.create_publisher(Image, "keypoints/image", output_qos)
+        self._camera_info_pub = self.create_publisher(CameraInfo, "keypoints/camera_info", output_qos)
+        self._front_end = TrackingFrontEnd()
+        self._camera_info: CameraInfo | None = None
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Frames and diagnostics have their own callback group: a parameter change (the default
         # group, where rclpy puts the parameter services) that loads and warms up a model runs on
@@ -112,13 +122,18 @@ class R2D2Node(Node):
             self._on_image, qos_profile_sensor_data, callback_group=frames_group,
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
+        # The usual topic beside the image (image_transport's layout): follows calibration changes.
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data,
+                                 callback_group=frames_group)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(self._values["diagnostics_period"], self._watchdog, callback_group=frames_group)
         self._worker = threading.Thread(target=self._run_worker, name="r2d2_inference", daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f"ready: model {self._model.name} ({self._model.network.arch}) on {self._model.device}, "
-            f"{self._config.precision}, subscribed to {'image/compressed' if compressed else 'image'}"
+            f"ready: model {self._model.name} ({self._model.arch}) on {self._model.device}, backend "
+            f"{self._model.backend}, precision {self._config.precision} -> "
+            f"{self._model.network.precision(self._config.precision)}, "
+            f"subscribed to {'image/compressed' if compressed else 'image'}"
         )
 
     # --- parameters ----------------------------------------------------------------------------
@@ -147,13 +162,23 @@ class R2D2Node(Node):
 
     def _model_for(self, values: dict[str, Any], config: ExtractionConfig) -> InferenceModel:
         """The model that ``values`` ask for, loaded and warmed up while the current one keeps serving."""
-        if (values["model"], values["device"]) != (self._values["model"], self._values["device"]):
-            return load_inference_model(values["model"], values["device"], config)
+        # An onnxruntime session (and its TensorRT engine) is built for one precision and size range.
+        session_changed = values["backend"] != "torch" and (config.precision, config.max_size) != (
+            self._config.precision, self._config.max_size)
+        if session_changed or any(values[name] != self._values[name] for name in ("model", "device", "backend")):
+            return load_inference_model(values["model"], values["device"], config, values["backend"])
         if config.precision != self._config.precision:
             warm_up(self._model.network, config)
         return self._model
 
     # --- frames ----------------------------------------------------------------------------------
+
+    def _on_camera_info(self, message: CameraInfo) -> None:
+        self._camera_info = message
+        self._front_end.set_camera_info(message)
+        if self._front_end.camera is None:
+            self.get_logger().warning(f"unusable camera_info: {self._front_end.camera_problem}",
+                                      throttle_duration_sec=10.0)
 
     def _on_image(self, message: Image | CompressedImage) -> None:
         received_at = self._stats.frame_received()
@@ -192,21 +217,32 @@ class R2D2Node(Node):
         """Answers one frame; every stage that can fail raises FrameDropped naming the stage."""
         with self._settings_lock:
             model, config, values = self._model, self._config, self._values
+        if values["rectify_keypoints"]:
+            with frame_stage("no_camera_info"):  # checked first: no network time for a frame that is dropped
+                self._front_end.require_camera()
         with frame_stage("decode"):
             image = self._decode(message, values["significant_bits"])
         with frame_stage("inference_error"):
             want_heatmaps = (self._repeatability_pub.get_subscription_count()
                              + self._reliability_pub.get_subscription_count()) > 0
             features = extract_multiscale(model.network, image, config, return_maps=want_heatmaps)
+        with frame_stage("tracking_error"):
+            tracker_config = TrackerConfig(values["track_max_distance"], values["track_ransac_px"])
+            result = self._front_end.process(features, values["rectify_keypoints"], values["tracking"], tracker_config)
         with frame_stage("publish_error"):
-            keypoints = features_to_message(features, Keypoints(header=message.header), model.name,
-                                            DESCRIPTOR_ENCODINGS[values["descriptor_encoding"]])
+            keypoints = features_to_message(result.features, Keypoints(header=message.header), model.name,
+                                            DESCRIPTOR_ENCODINGS[values["descriptor_encoding"]], result.tracks,
+                                            result.rectified)
             self._keypoints_pub.publish(keypoints)
+            if self._camera_info is not None:  # the intrinsics of these keypoints, stamped as they are
+                self._camera_info_pub.publish(CameraInfo(**{**_fields(self._camera_info), "header": message.header}))
         self._stats.frame_published(received_at)
-        self._publish_pictures(message.header, image, features, values)
+        self._publish_pictures(message.header, image, features, result, values)
 
-    def _publish_pictures(self, header: Any, image: np.ndarray, features: Features, values: dict[str, Any]) -> None:
-        """Heatmaps and the overlay, built only for topics that someone subscribes to."""
+    def _publish_pictures(self, header: Any, image: np.ndarray, features: Features, result: FrontEndResult,
+                          values: dict[str, Any]) -> None:
+        """Heatmaps and the overlay (keypoints in image pixels, and track trails), built only for
+        topics that someone subscribes to."""
         with frame_stage("heatmap_error"):
             if features.maps is not None:
                 for publisher, heatmap in ((self._repeatability_pub, features.maps.repeatability),
@@ -219,6 +255,8 @@ class R2D2Node(Node):
                 limit = values["overlay_max_keypoints"]  # best first: download only what is drawn
                 keypoints = features.keypoints[:limit].float().cpu().numpy()
                 overlay = draw_keypoints(image, keypoints, features.scores[:limit].float().cpu().numpy())
+                if result.tracks is not None and not result.rectified:  # trails are in the published coordinates
+                    overlay = draw_tracks(overlay, self._front_end.trails()[:limit])
                 self._overlay_pub.publish(_image_message(overlay, header))
 
     # --- diagnostics, watchdog and shutdown ------------------------------------------------------
@@ -262,7 +300,9 @@ class R2D2Node(Node):
             "device": str(model.device),
             "device_note": model.device_note,
             "model": model.name,
-            "precision": precision,
+            "backend": model.backend,
+            "precision": model.network.precision(precision),  # what auto resolved to
+            "precision_setting": precision,
             **{f"dropped_{cause}": str(count) for cause, count in sorted(stats.dropped.items())},
         }
         status.values = [KeyValue(key=key, value=value) for key, value in fields.items()]

@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..extraction import PRECISIONS, ExtractionConfig
+from ..backends import BACKENDS
+from ..extraction import PRECISION_CHOICES, ExtractionConfig
 from ..viz import COLORMAPS
 from .messages import DESCRIPTOR_ENCODINGS
 
@@ -59,7 +60,10 @@ _EXTRACTION = ExtractionConfig()
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model", "", "checkpoint path (original R2D2 or r2d2_ros format); empty = the bundled model"),
     ParamSpec("device", "auto", "auto, cpu, cuda or cuda:N; auto takes the first GPU if any"),
-    ParamSpec("precision", _EXTRACTION.precision, "network arithmetic", choices=tuple(PRECISIONS)),
+    ParamSpec("precision", _EXTRACTION.precision, "network arithmetic; auto = fp16 on CUDA, bf16 on CPUs with "
+              "native bf16 (AVX512-BF16, AMX), else fp32", choices=PRECISION_CHOICES),
+    ParamSpec("backend", "torch", "what runs the network: torch, or onnxruntime (TensorRT, else CUDA, on a GPU; "
+              "the CPU provider on the CPU)", choices=BACKENDS),
     ParamSpec("top_k", _EXTRACTION.top_k, "keypoints kept per image, best first", 1, 100_000),
     ParamSpec("scale_f", _EXTRACTION.scale_f, "ratio between two pyramid levels", 1.01, 4.0),
     ParamSpec("min_scale", _EXTRACTION.min_scale, "smallest pyramid level, fraction of the input", 0.0, 1.0),
@@ -81,6 +85,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               0.0, 600.0),
     ParamSpec("use_compressed", False, "subscribe image/compressed (CompressedImage) instead of image",
               read_only=True),
+    ParamSpec("tracking", False, "match each frame to the previous one and give keypoints persistent track ids"),
+    ParamSpec("track_max_distance", 1.0, "largest descriptor distance of a tracked match (unit descriptors: "
+              "1.0 = cosine 0.5)", 0.05, 2.0),
+    ParamSpec("track_ransac_px", 1.0, "largest distance to the epipolar line of a tracked match, pixels", 0.1, 20.0),
+    ParamSpec("rectify_keypoints", False, "publish keypoints in rectified pixels (K, D, R, P of camera_info); "
+              "frames are dropped until a camera_info arrives"),
 )
 _BY_NAME = {spec.name: spec for spec in PARAMETERS}
 

@@ -138,9 +138,10 @@ class Trainer:
         sources += [FlowPairs(folder, config.data, run.seed) for folder in config.flow_pairs]
         self.dataset = sources[0] if len(sources) == 1 else _MixedPairs(sources)
         self._validation_pairs = self._make_validation_pairs()
-        # Validation sees what users see: the default multi-scale extraction, at the 0.7 thresholds.
+        # Validation sees what users see: the default multi-scale extraction, at the 0.7 thresholds;
+        # in fp32, so that its figures compare across machines (precision auto is bf16 on some CPUs).
         self._validation_extraction = ExtractionConfig(reliability_threshold=run.val_threshold,
-                                                       repeatability_threshold=run.val_threshold)
+                                                       repeatability_threshold=run.val_threshold, precision="fp32")
         self._stop_requested = False
         if resume or resume_from:
             self.load(Path(resume_from) if resume_from else self.output / "last.pt")

@@ -68,3 +68,31 @@ def test_bad_options_exit_with_usage_error(
 def test_missing_input_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no such file"):
         collect_images([str(tmp_path / "nothing")])
+
+
+def test_backend_onnxruntime_finds_the_torch_fp32_keypoints(tmp_path: Path, textured_image: np.ndarray) -> None:
+    pytest.importorskip("onnxruntime", reason="backend onnxruntime needs it: pip install onnxruntime")
+    from ..parity import match_keypoints
+
+    cv2.imwrite(str(tmp_path / "a.png"), textured_image)
+    # The bundled (trained) model: random weights saturate into plateaus, where ties decide. Every
+    # detection (no top-k cut), on a 3-level pyramid.
+    common = [str(tmp_path / "a.png"), "--device", "cpu", "--min-scale", "0.7",
+              "--min-size", "0", "--top-k", "100000", "--reliability-threshold", "0.3",
+              "--repeatability-threshold", "0.3"]
+    results = {}
+    for backend in ("torch", "onnxruntime"):
+        assert main([*common, "--backend", backend, "--precision", "fp32", "--tag", backend]) == 0
+        results[backend] = np.load(tmp_path / f"a.png.{backend}")["keypoints"]
+    found, _ = match_keypoints(results["torch"], results["onnxruntime"])
+    assert len(results["torch"]) > 100 and len(found) >= 0.99 * len(results["torch"])
+
+
+def test_backend_onnxruntime_refuses_bf16(tmp_path: Path, textured_image: np.ndarray, checkpoint: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("onnxruntime", reason="backend onnxruntime needs it: pip install onnxruntime")
+    cv2.imwrite(str(tmp_path / "a.png"), textured_image)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "a.png"), "--model", str(checkpoint), "--device", "cpu", "--backend", "onnxruntime",
+              "--precision", "bf16"])
+    assert exit_info.value.code == 2 and "backend torch runs bf16" in capsys.readouterr().err

@@ -8,11 +8,15 @@ import pytest
 import torch
 
 from r2d2_ros import ExtractionConfig, extract_multiscale, load_model, prepare_for_inference
+from r2d2_ros.extraction import PRECISIONS
 from r2d2_ros.image_io import read_rgb
 
 from ..parity import MAX_TIED_SHARE, assert_matched_features_agree, assert_same_detections, match_keypoints, pyramid_maps
 
 pytestmark = pytest.mark.slow
+
+# The original computes in fp32; the default precision (auto) is bf16 on CPUs with native bf16.
+FP32 = ExtractionConfig(precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,7 @@ def assert_top_k_parity(expected: dict[str, np.ndarray], actual: dict[str, np.nd
 @pytest.mark.parametrize("name", ["boat", "peppers", "test", "brooklyn"])
 def test_top5000_matches_original(name: str, reference: Path, model: torch.nn.Module) -> None:
     image = read_rgb(reference / "images" / f"{name}.png")
-    features = extract_multiscale(model, image, ExtractionConfig())
+    features = extract_multiscale(model, image, FP32)
     expected = np.load(reference / "outputs" / f"{name}.topk5000.npz")
     assert features.image_size == tuple(expected["imsize"])
     actual = features.numpy()
@@ -47,7 +51,7 @@ def test_top5000_matches_original(name: str, reference: Path, model: torch.nn.Mo
 def test_every_detection_before_top_k(reference: Path, model: torch.nn.Module) -> None:
     """All 5238 NMS detections of boat.png over its five levels, not only the best 5000, up to ties."""
     image = read_rgb(reference / "images" / "boat.png")
-    config = ExtractionConfig(top_k=100_000)
+    config = FP32.replace(top_k=100_000)
     features = extract_multiscale(model, image, config)
     expected = dict(np.load(reference / "outputs" / "boat.all.npz"))
     assert_same_detections(expected, features.numpy(), pyramid_maps(model, image, config), config)
@@ -58,7 +62,7 @@ def test_single_scale_detections_match_raw_dump(reference: Path) -> None:
     exact_model = load_model(reference / "models" / "r2d2_WASF_N16.pt")
     dump = np.load(reference / "outputs" / "test.raw.npz")
     image = read_rgb(reference / "images" / "test.png")
-    config = ExtractionConfig(min_scale=1.0, min_size=0, max_size=10_000, top_k=100_000)
+    config = FP32.replace(min_scale=1.0, min_size=0, max_size=10_000, top_k=100_000)
     features = extract_multiscale(exact_model, image, config)
     expected = np.stack([dump["nms_x"], dump["nms_y"], np.full(len(dump["nms_x"]), 32.0)], axis=1).astype(np.float32)
     scores = dump["nms_reliability"] * dump["nms_repeatability"]
@@ -71,10 +75,10 @@ def test_reduced_precision_finds_the_same_detections(
     precision: str, fraction: float, reference: Path, model: torch.nn.Module
 ) -> None:
     image = read_rgb(reference / "images" / "boat.png")[::2, ::2].copy()
-    config = ExtractionConfig(min_size=0, top_k=100_000)
+    config = FP32.replace(min_size=0, top_k=100_000)
     full = extract_multiscale(model, image, config).numpy()
     reduced = extract_multiscale(model, image, config.replace(precision=precision))
-    assert reduced.descriptors.dtype == config.replace(precision=precision).dtype
+    assert reduced.descriptors.dtype == PRECISIONS[precision]
     assert abs(len(reduced) - len(full["scores"])) <= 0.02 * len(full["scores"])
     found, _ = match_keypoints(full["keypoints"], reduced.numpy()["keypoints"])
     assert len(found) >= fraction * len(full["keypoints"])

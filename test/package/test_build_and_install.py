@@ -34,7 +34,7 @@ def test_colcon_build_in_a_fresh_workspace(tmp_path: Path, symlink: bool) -> Non
     assert (install / "lib" / "r2d2_ros" / "r2d2_node").exists()  # where `ros2 run r2d2_ros r2d2_node` looks
     assert (install / "share" / "r2d2_ros" / "launch" / "r2d2.launch.py").exists()
     assert (install / "share" / "r2d2_ros" / "config" / "r2d2.yaml").exists()
-    assert (install / "bin" / "r2d2-extract").exists()
+    assert (install / "bin" / "r2d2-extract").exists() and (install / "bin" / "r2d2-export").exists()
     # Import from the install space alone, outside the repository.
     probe = ("import r2d2_ros, r2d2_ros.msg, r2d2_ros.model; "
              "from r2d2_ros.msg import Keypoints; print(r2d2_ros.msg.__file__, Keypoints.ENCODING_UINT8)")
@@ -47,7 +47,7 @@ def test_pip_install_gives_the_ros_free_library_and_console_scripts(tmp_path: Pa
     _run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet", "--target",
           str(target), str(REPO)], tmp_path)
     scripts = {p.name for p in (target / "bin").iterdir()}
-    assert {"r2d2-extract", "r2d2-train", "r2d2-eval"} <= scripts
+    assert {"r2d2-extract", "r2d2-export", "r2d2-train", "r2d2-eval"} <= scripts
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = _run([sys.executable, "-c", "import r2d2_ros, r2d2_ros.training, r2d2_ros.evaluation; print(r2d2_ros.__file__)"],
                tmp_path, env)

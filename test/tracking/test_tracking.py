@@ -32,9 +32,10 @@ def _features(points: np.ndarray, descriptors: torch.Tensor) -> Features:
 
 
 def test_mutual_nearest_neighbours_with_a_distance_limit() -> None:
-    descriptors = torch.nn.functional.normalize(torch.randn(50, 16, generator=torch.Generator().manual_seed(0)), dim=1)
-    noisy = torch.nn.functional.normalize(descriptors + 0.05 * torch.randn(50, 16), dim=1)
-    noisy[:10] = torch.nn.functional.normalize(torch.randn(10, 16), dim=1)  # 10 that are not there any more
+    generator = torch.Generator().manual_seed(0)
+    descriptors = torch.nn.functional.normalize(torch.randn(50, 16, generator=generator), dim=1)
+    noisy = torch.nn.functional.normalize(descriptors + 0.05 * torch.randn(50, 16, generator=generator), dim=1)
+    noisy[:10] = torch.nn.functional.normalize(torch.randn(10, 16, generator=generator), dim=1)  # gone, replaced
     matches = mutual_nearest_neighbours(descriptors, noisy, max_distance=0.5)
     assert set(matches[:, 0].tolist()) == set(range(10, 50)) and torch.equal(matches[:, 0], matches[:, 1])
     unlimited = mutual_nearest_neighbours(descriptors, noisy)

@@ -1,0 +1,67 @@
+"""What tracking adds to a frame: matching + verification time against the extraction time.
+
+    python benchmarks/tracking.py [--sequence ../shared/data/sequences/kitti_seq1_left] [--top-k 2000]
+        [--model M] [--device cpu] [--repeats 5]
+
+Extracts two consecutive frames with the node's extraction, then times the tracker's frame-to-frame
+step (mutual nearest neighbours on the device + fundamental-matrix RANSAC) on them.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from r2d2_ros import ExtractionConfig, extract_multiscale, load_model, prepare_for_inference
+from r2d2_ros.device import resolve_device
+from r2d2_ros.image_io import read_rgb
+from r2d2_ros.sequences import load_sequence
+from r2d2_ros.tracking import FeatureTracker
+from r2d2_ros.weights import default_model_path
+
+
+def _median_ms(run, repeats: int, device: torch.device) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sequence", type=Path,
+                        default=Path(__file__).resolve().parents[2] / "shared/data/sequences/kitti_seq1_left")
+    parser.add_argument("--top-k", type=int, default=2000)
+    parser.add_argument("--model", type=Path, default=default_model_path())
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    model = prepare_for_inference(load_model(args.model, device))
+    config = ExtractionConfig(top_k=args.top_k)
+    frames = [read_rgb(path) for path in load_sequence(args.sequence).frames[:2]]
+    extract_multiscale(model, frames[0], config)  # warm-up
+    features = [extract_multiscale(model, frame, config) for frame in frames]
+    extraction_ms = _median_ms(lambda: extract_multiscale(model, frames[1], config), args.repeats, device)
+    tracker = FeatureTracker()
+    matches = tracker.match(*features)
+    tracking_ms = _median_ms(lambda: tracker.match(*features), args.repeats * 4, device)
+    height, width = frames[0].shape[:2]
+    print(f"{args.model.name}, {width}x{height}, default pyramid, {len(features[0])} and {len(features[1])} keypoints, "
+          f"{device}, {torch.get_num_threads()} threads; {len(matches)} verified matches\n")
+    print("| step | median ms | share of the frame |\n|---|---|---|")
+    print(f"| extraction | {extraction_ms:.1f} | 100% |")
+    print(f"| matching + verification | {tracking_ms:.1f} | {100 * tracking_ms / extraction_ms:.1f}% |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

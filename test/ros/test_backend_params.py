@@ -1,0 +1,27 @@
+"""The node's backend and precision parameters, and its model loader with backend onnxruntime (no DDS)."""
+from __future__ import annotations
+
+import pytest
+
+from r2d2_ros.extraction import ExtractionConfig
+from r2d2_ros.ros.inference import ModelLoadError, load_inference_model
+from r2d2_ros.ros.params import defaults, validate_update
+
+
+def test_precision_auto_and_backend_torch_are_the_defaults() -> None:
+    assert (defaults()["precision"], defaults()["backend"]) == ("auto", "torch")
+    assert validate_update(defaults(), {"backend": "onnxruntime", "precision": "fp32"}) is None
+    assert "backend must be one of torch, onnxruntime" in validate_update(defaults(), {"backend": "tensorrt"})
+
+
+def test_onnxruntime_model_loads_and_resolves_auto_for_its_provider() -> None:
+    pytest.importorskip("onnxruntime", reason="backend onnxruntime needs it: pip install onnxruntime")
+    model = load_inference_model("", "cpu", ExtractionConfig(), "onnxruntime")
+    assert model.backend == "onnxruntime" and model.arch.startswith("Quad_L2Net_ConfCFS")
+    assert model.network.precision("auto") == "fp32"  # the CPU provider computes fp32 only
+
+
+def test_onnxruntime_refuses_bf16_with_the_reason() -> None:
+    pytest.importorskip("onnxruntime", reason="backend onnxruntime needs it: pip install onnxruntime")
+    with pytest.raises(ModelLoadError, match="not bf16 .backend torch runs bf16"):
+        load_inference_model("", "cpu", ExtractionConfig(precision="bf16"), "onnxruntime")

@@ -1,0 +1,105 @@
+"""Tracking, intrinsics and rectified keypoints of r2d2_node, over real DDS."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from r2d2_ros.ros.messages import message_to_arrays
+from r2d2_ros.tracking import CameraModel, rectify_points
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo
+
+from .client import Client, image_message
+from .conftest import FAST_PARAMETERS, NodeProcess, spin_until
+
+NAMESPACE = "tracked_camera"
+K = [150.0, 0, 80, 0, 150, 60, 0, 0, 1]
+
+
+@pytest.fixture(scope="module")
+def node_process(random_checkpoint: Path) -> Iterator[NodeProcess]:
+    # fp32 on every CPU: the random network's bf16 maps move most detections of a shifted view.
+    process = NodeProcess({**FAST_PARAMETERS, "model": random_checkpoint, "diagnostics_period": 0.2, "precision": "fp32",
+                           "tracking": True, "track_max_distance": 0.5, "track_ransac_px": 2.0},
+                          namespace=NAMESPACE)
+    process.wait_ready()
+    yield process
+    assert process.stop() == 0, process.log()
+
+
+@pytest.fixture
+def client(node_process: NodeProcess, test_node: Node) -> Client:
+    client = Client(test_node, prefix=f"/{NAMESPACE}/")
+    assert spin_until(test_node, lambda: client.image_pub.get_subscription_count() > 0, 20)
+    return client
+
+
+def _panning_frames(count: int, step: int) -> list[np.ndarray]:
+    """120x160 views of a wider scene, moving ``step`` px right per frame (image content moves left)."""
+    rng = np.random.default_rng(5)
+    scene = cv2.GaussianBlur(rng.integers(0, 256, (120, 160 + step * count), dtype=np.uint8), (5, 5), 0)
+    return [np.ascontiguousarray(scene[:, step * i : step * i + 160]) for i in range(count)]
+
+
+def _camera_info(stamp: int) -> CameraInfo:
+    info = CameraInfo(width=160, height=120, distortion_model="plumb_bob", d=[-0.2, 0.05, 0.0, 0.0, 0.0], k=K,
+                      r=[1.0, 0, 0, 0, 1, 0, 0, 0, 1], p=[150.0, 0, 80, 0, 0, 150, 60, 0, 0, 0, 1, 0])
+    info.header.stamp.sec = stamp
+    return info
+
+
+def test_track_ids_persist_over_a_panning_camera(client: Client) -> None:
+    step = 3
+    arrays = []
+    for index, frame in enumerate(_panning_frames(4, step)):
+        keypoints = client.send(image_message("mono8", frame, stamp=1000 + index))
+        assert keypoints is not None
+        arrays.append(message_to_arrays(keypoints))
+    assert (arrays[0]["track_lengths"] == 1).all() and len(np.unique(arrays[0]["track_ids"])) == len(arrays[0]["track_ids"])
+    first_position = dict(zip(arrays[0]["track_ids"].tolist(), arrays[0]["keypoints"][:, :2]))
+    last = arrays[-1]
+    full = last["track_lengths"] == 4
+    assert full.sum() >= 0.3 * len(last["track_ids"]), "most keypoints are tracked through all four frames"
+    moved = np.array([first_position[i] - p for i, p in zip(last["track_ids"][full].tolist(), last["keypoints"][full, :2])])
+    with_the_scene = (np.abs(moved - [3 * step, 0]) <= 1.0).all(axis=1)
+    # A random network also fires on the zero padding at the image border, the same in every frame,
+    # and a wrong match along the motion stays on its epipolar line: RANSAC cannot see either.
+    at_border = (last["keypoints"][full, 0] < 8) | (last["keypoints"][full, 0] > 160 - 8)
+    assert with_the_scene[~at_border].mean() >= 0.95, moved[~(with_the_scene | at_border)]
+    assert with_the_scene.sum() >= 0.25 * len(last["track_ids"])
+    new = last["track_lengths"] == 1
+    assert not set(last["track_ids"][new].tolist()) & set(first_position), "new tracks get new ids"
+
+
+def test_rectified_keypoints_need_camera_info(client: Client, test_node: Node) -> None:
+    node_name = f"/{NAMESPACE}/r2d2_node"
+    frame = _panning_frames(1, 3)[0]
+    assert client.set_parameters(f"{node_name}/set_parameters", rectify_keypoints=True) == [(True, "")]
+    try:
+        client.send_bad(image_message("mono8", frame, stamp=1100), node_name, "no_camera_info")
+        info_pub = test_node.create_publisher(CameraInfo, f"/{NAMESPACE}/camera_info", qos_profile_sensor_data)
+        republished: list[CameraInfo] = []
+        test_node.create_subscription(CameraInfo, f"/{NAMESPACE}/keypoints/camera_info", republished.append,
+                                      QoSProfile(depth=10))
+        rectified = None
+        for attempt in range(10):  # camera_info is best effort, like the images: resend until it is there
+            info_pub.publish(_camera_info(1101))
+            spin_until(test_node, lambda: False, 0.2)
+            rectified = client.send(image_message("mono8", frame, stamp=1102 + attempt), timeout_s=5)
+            if rectified is not None:
+                break
+        assert rectified is not None and rectified.rectified
+        assert spin_until(test_node, lambda: any(i.header.stamp.sec == rectified.header.stamp.sec for i in republished), 10)
+    finally:
+        client.set_parameters(f"{node_name}/set_parameters", rectify_keypoints=False)
+    raw = client.send(image_message("mono8", frame, stamp=1200))
+    assert not raw.rectified
+    camera = CameraModel.from_camera_info(_camera_info(0))
+    raw_points = message_to_arrays(raw)["keypoints"][:, :2]
+    rectified_points = message_to_arrays(rectified)["keypoints"][:, :2]
+    np.testing.assert_allclose(rectified_points, rectify_points(raw_points, camera), atol=1e-3)
+    assert np.abs(rectified_points - raw_points).max() > 1, "the lens distortion moved the keypoints"
