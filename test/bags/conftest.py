@@ -5,11 +5,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 
 from r2d2_ros.bags import write_sequence_bag
-from r2d2_ros.model import save_checkpoint
-from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
 from r2d2_ros.sequences import Sequence, load_sequence
 
 FRAMES = 4
@@ -34,12 +31,3 @@ def make_bag(euroc: Sequence, tmp_path: Path) -> Callable[..., Path]:
         write_sequence_bag(euroc, path, TOPIC, storage=storage, compressed=compressed, size=SIZE, count=FRAMES)
         return path
     return make
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An N16 network with fixed random weights."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "random_n16.pt"
-    save_checkpoint(path, Quad_L2Net_ConfCFS())
-    return path

@@ -36,11 +36,11 @@ def small_kitti(data: Path, tmp_path: Path) -> Path:
     return folder
 
 
-def test_vo_on_a_feature_bag(small_kitti: Path, checkpoint: Path, tmp_path: Path,
+def test_vo_on_a_feature_bag(small_kitti: Path, random_checkpoint: Path, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
     write_sequence_bag(load_sequence(small_kitti), tmp_path / "camera", storage="sqlite3")
     assert extract.main(["--bag", str(tmp_path / "camera"), "--output-bag", str(tmp_path / "features"),
-                         "--model", str(checkpoint), *FAST_EXTRACTION]) == 0
+                         "--model", str(random_checkpoint), *FAST_EXTRACTION]) == 0
     settings = ["--vo", str(small_kitti), "--output", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"),
                 *FAST_EXTRACTION]
     assert evaluate.main([*settings, "--vo-bag", str(tmp_path / "features")]) == 0
@@ -48,7 +48,7 @@ def test_vo_on_a_feature_bag(small_kitti: Path, checkpoint: Path, tmp_path: Path
     # Tied scores make the cached .r2d2 order differ, and RANSAC depends on the order: so compare with
     # the features as extraction returns them, which is what the bag stores.
     sequence = load_sequence(small_kitti)
-    method = R2D2Method(checkpoint, ExtractionConfig(min_scale=1, min_size=0, top_k=60, reliability_threshold=0,
+    method = R2D2Method(random_checkpoint, ExtractionConfig(min_scale=1, min_size=0, top_k=60, reliability_threshold=0,
                                                      repeatability_threshold=0), torch.device("cpu"))
     expected = score_vo(sequence, [method.extract(read_rgb(frame)) for frame in sequence.frames])
     assert results["vo"] == {"features": expected} and expected["pairs"] == FRAMES - 1

@@ -17,8 +17,8 @@ from r2d2_ros.bags.store import IMAGE
 from .conftest import FAST_EXTRACTION, FRAMES, TOPIC
 
 
-def _extract(bag: Path, output: Path, checkpoint: Path, *extra: str) -> int:
-    return extract_cli.main(["--bag", str(bag), "--output-bag", str(output), "--model", str(checkpoint),
+def _extract(bag: Path, output: Path, random_checkpoint: Path, *extra: str) -> int:
+    return extract_cli.main(["--bag", str(bag), "--output-bag", str(output), "--model", str(random_checkpoint),
                              *FAST_EXTRACTION, *extra])
 
 
@@ -28,14 +28,14 @@ def _read(path: Path) -> list[tuple[int, str, dict[str, np.ndarray]]]:
 
 
 @pytest.mark.parametrize(("storage", "compressed"), [("mcap", False), ("sqlite3", True)])
-def test_every_frame_becomes_keypoints_with_its_header(make_bag: Callable[..., Path], checkpoint: Path,
+def test_every_frame_becomes_keypoints_with_its_header(make_bag: Callable[..., Path], random_checkpoint: Path,
                                                        tmp_path: Path, storage: str, compressed: bool) -> None:
     bag, output = make_bag(storage, compressed), tmp_path / "features"
-    assert _extract(bag, output, checkpoint, "--storage", storage) == 0
+    assert _extract(bag, output, random_checkpoint, "--storage", storage) == 0
     with TopicReader(bag, None, IMAGE_TYPES) as reader:
         frames = [(stamp_ns(item.message.header), decode_frame(item.message, reader.msgtype))
                   for item in reader.messages()]
-    model = prepare_for_inference(load_model(checkpoint, "cpu"))
+    model = prepare_for_inference(load_model(random_checkpoint, "cpu"))
     config = ExtractionConfig(min_scale=1, min_size=0, top_k=60, reliability_threshold=0, repeatability_threshold=0)
     read = _read(output)
     assert [(stamp, frame_id) for stamp, frame_id, _ in read] == [(s, "camera_optical_frame") for s, _ in frames]
@@ -53,11 +53,11 @@ def test_every_frame_becomes_keypoints_with_its_header(make_bag: Callable[..., P
     assert f"storage_identifier: {storage}" in metadata and "r2d2_ros/msg/Keypoints" in metadata
 
 
-def test_interrupted_run_leaves_a_valid_bag_and_continues(make_bag: Callable[..., Path], checkpoint: Path,
+def test_interrupted_run_leaves_a_valid_bag_and_continues(make_bag: Callable[..., Path], random_checkpoint: Path,
                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     bag, output = make_bag("mcap"), tmp_path / "features"
-    assert _extract(bag, tmp_path / "uninterrupted", checkpoint) == 0
+    assert _extract(bag, tmp_path / "uninterrupted", random_checkpoint) == 0
     calls = []
 
     def interrupted_on_third_frame(*args: object, **kwargs: object) -> object:
@@ -68,21 +68,21 @@ def test_interrupted_run_leaves_a_valid_bag_and_continues(make_bag: Callable[...
 
     monkeypatch.setattr(extract_cli, "extract_multiscale", interrupted_on_third_frame)
     with pytest.raises(SystemExit) as exit_info:
-        _extract(bag, output, checkpoint, "--chunk-frames", "1")
+        _extract(bag, output, random_checkpoint, "--chunk-frames", "1")
     assert exit_info.value.code == 130 and "rerun the same command" in capsys.readouterr().err
     assert len(_read(output)) == 2  # what was done is a valid bag
     monkeypatch.undo()
-    assert _extract(bag, output, checkpoint, "--chunk-frames", "1") == 0
+    assert _extract(bag, output, random_checkpoint, "--chunk-frames", "1") == 0
     resumed, uninterrupted = _read(output), _read(tmp_path / "uninterrupted")
     assert [r[:2] for r in resumed] == [u[:2] for u in uninterrupted] and len(resumed) == FRAMES
     for (_, _, got), (_, _, expected) in zip(resumed, uninterrupted):
         np.testing.assert_array_equal(got["descriptors"], expected["descriptors"])
     with pytest.raises(SystemExit) as exit_info:  # other settings must not be mixed into it
-        _extract(bag, output, checkpoint, "--top-k", "10")
+        _extract(bag, output, random_checkpoint, "--top-k", "10")
     assert exit_info.value.code == 2 and "written with other settings" in capsys.readouterr().err
 
 
-def test_corrupt_frame_is_skipped_and_counted(make_bag: Callable[..., Path], checkpoint: Path, tmp_path: Path,
+def test_corrupt_frame_is_skipped_and_counted(make_bag: Callable[..., Path], random_checkpoint: Path, tmp_path: Path,
                                               caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     with TopicReader(make_bag("mcap"), TOPIC, IMAGE_TYPES) as reader:
@@ -95,7 +95,7 @@ def test_corrupt_frame_is_skipped_and_counted(make_bag: Callable[..., Path], che
         writer.write(connection, 1, typestore().serialize_cdr(message, IMAGE))
         writer.write(connection, 2, good[1].raw[:64])  # does not deserialise
         writer.write(connection, 3, good[2].raw)
-    assert _extract(bag, tmp_path / "features", checkpoint) == 1
+    assert _extract(bag, tmp_path / "features", random_checkpoint) == 1
     assert [stamp for stamp, _, _ in _read(tmp_path / "features")] == [stamp_ns(good[2].message.header)]
     assert "2 corrupt or undecodable messages skipped" in caplog.text
 
@@ -111,12 +111,12 @@ def test_corrupt_frame_is_skipped_and_counted(make_bag: Callable[..., Path], che
     ],
     ids=["truncated", "not-an-image", "unknown-storage"],
 )
-def test_bad_bags_give_one_error_line(make_bag: Callable[..., Path], checkpoint: Path, tmp_path: Path,
+def test_bad_bags_give_one_error_line(make_bag: Callable[..., Path], random_checkpoint: Path, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str], prepare: Callable[[Path], Path],
                                       arguments: list[str], message: str) -> None:
     bag = prepare(make_bag("mcap"))
     with pytest.raises(SystemExit) as exit_info:
-        _extract(bag, tmp_path / "features", checkpoint, *arguments)
+        _extract(bag, tmp_path / "features", random_checkpoint, *arguments)
     error = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert error.count("\n") == 1 and error.startswith("r2d2-extract: error: ") and message in error

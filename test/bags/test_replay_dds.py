@@ -23,7 +23,7 @@ pytestmark = pytest.mark.ros
 
 
 @pytest.mark.parametrize(("storage", "compressed"), [("mcap", False), ("sqlite3", False), ("sqlite3", True)])
-def test_replayed_bag_reaches_the_node(make_bag: Callable[..., Path], checkpoint: Path, test_node: Node,
+def test_replayed_bag_reaches_the_node(make_bag: Callable[..., Path], random_checkpoint: Path, test_node: Node,
                                        storage: str, compressed: bool) -> None:
     bag = make_bag(storage, compressed)
     topic = f"{TOPIC}/compressed" if compressed else TOPIC
@@ -36,7 +36,7 @@ def test_replayed_bag_reaches_the_node(make_bag: Callable[..., Path], checkpoint
     test_node.create_subscription(CameraInfo, "/cam0/camera_info", lambda m: infos.setdefault(stamp_ns(m.header), m),
                                   qos_profile_sensor_data)
     # In the camera's namespace the node reads /cam0/image (or /cam0/image/compressed): the recorded topics.
-    node = NodeProcess({**FAST_PARAMETERS, "model": checkpoint, "use_compressed": compressed}, namespace="cam0")
+    node = NodeProcess({**FAST_PARAMETERS, "model": random_checkpoint, "use_compressed": compressed}, namespace="cam0")
     replay = None
     try:
         node.wait_ready()

@@ -9,6 +9,8 @@ import torch
 from r2d2_ros import ExtractionConfig, extract_multiscale, load_model, prepare_for_inference
 from r2d2_ros.weights import default_model_path
 
+from ..conftest import rectangles_image
+
 # Flat areas of a synthetic scene (y0, y1, x0, x1): a blown-out white window and a grey wall. (Flat
 # black is not checked yet: the bundled model still fires there, see its model card.)
 FLAT_AREAS = {"saturated white": ((40, 150, 190, 310), 255), "uniform grey": ((170, 235, 200, 300), 128)}
@@ -22,12 +24,7 @@ def model() -> torch.nn.Module:
 
 
 def _scene_with_flat_areas() -> np.ndarray:
-    rng = np.random.default_rng(0)
-    image = np.zeros((240, 320, 3), np.uint8)
-    for _ in range(220):
-        y, x = rng.integers(0, 235), rng.integers(0, 315)
-        image[y : y + rng.integers(3, 16), x : x + rng.integers(3, 16)] = rng.integers(0, 256, 3)
-    image = cv2.GaussianBlur(image, (3, 3), 0)
+    image = cv2.GaussianBlur(rectangles_image(240, 320, 220, sides=(3, 16)), (3, 3), 0)
     for (y0, y1, x0, x1), value in FLAT_AREAS.values():
         image[y0:y1, x0:x1] = value
     return image

@@ -98,20 +98,6 @@ class NodeProcess:
 
 
 @pytest.fixture(scope="session")
-def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small-input-friendly N16 checkpoint with fixed random weights (fast on CPU)."""
-    import torch
-
-    from r2d2_ros.model import save_checkpoint
-    from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "random_n16.pt"
-    save_checkpoint(path, Quad_L2Net_ConfCFS())
-    return path
-
-
-@pytest.fixture(scope="session")
 def big_random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The "big" N8 architecture (mchan=6) with fixed random weights: slower to warm up than N16."""
     import torch

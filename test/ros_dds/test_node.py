@@ -66,23 +66,23 @@ class TestOutputs:
             assert (image.height, image.width, image.encoding) == (HEIGHT, WIDTH, "rgb8"), topic
             assert image.header.frame_id == "camera_optical_frame"
 
-    def test_equivalent_encodings_give_identical_keypoints(self, client: Client) -> None:
+    @staticmethod
+    def _keypoints_per_encoding(client: Client, messages: dict[str, Image], first_stamp: int) -> dict[str, np.ndarray]:
         results = {}
-        for stamp, (encoding, message) in enumerate(EQUIVALENT.items(), start=100):
+        for stamp, (encoding, message) in enumerate(messages.items(), start=first_stamp):
             message.header.stamp.sec = stamp
             keypoints = client.send(message)
             assert keypoints is not None, f"{encoding}: no keypoints"
             results[encoding] = message_to_arrays(keypoints)["keypoints"]
+        return results
+
+    def test_equivalent_encodings_give_identical_keypoints(self, client: Client) -> None:
+        results = self._keypoints_per_encoding(client, EQUIVALENT, 100)
         for encoding, keypoints in results.items():
             np.testing.assert_allclose(keypoints, results["mono8"], atol=1e-4, err_msg=encoding)
 
     def test_colour_encodings_give_identical_keypoints_and_colour_order_matters(self, client: Client) -> None:
-        results = {}
-        for stamp, (encoding, message) in enumerate(EQUIVALENT_COLOUR.items(), start=120):
-            message.header.stamp.sec = stamp
-            keypoints = client.send(message)
-            assert keypoints is not None, f"{encoding}: no keypoints"
-            results[encoding] = message_to_arrays(keypoints)["keypoints"]
+        results = self._keypoints_per_encoding(client, EQUIVALENT_COLOUR, 120)
         for encoding, keypoints in results.items():
             np.testing.assert_allclose(keypoints, results["rgb8"], atol=1e-4, err_msg=encoding)
         # Red and blue swapped is another picture to the network: a swap in the node would show.
