@@ -111,6 +111,7 @@ def big_random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-# Single scale on small images, thresholds off: every frame yields keypoints quickly on CPU.
-FAST_PARAMETERS = {"device": "cpu", "min_scale": 1.0, "min_size": 0, "max_size": 4096,
+# Single scale on small images, thresholds off: every frame yields keypoints quickly on CPU; fp32,
+# so that the nodes compute alike on every CPU (precision auto is bf16 where the CPU has it).
+FAST_PARAMETERS = {"device": "cpu", "precision": "fp32", "min_scale": 1.0, "min_size": 0, "max_size": 4096,
                    "reliability_threshold": 0.0, "repeatability_threshold": 0.0, "top_k": 200}

@@ -352,3 +352,30 @@ def test_starts_on_the_bundled_model_without_parameters(test_node: Node) -> None
         assert keypoints is not None and keypoints.model_name == "r2d2_ros_default" and keypoints.count > 0
     finally:
         assert node.stop() == 0, node.log()
+
+
+def test_the_onnxruntime_backend_serves_the_same_keypoints(random_checkpoint: Path, node_process: NodeProcess,
+                                                           client: Client, test_node: Node) -> None:
+    """backend:=onnxruntime: the exported network answers over DDS as the PyTorch one does (fp32)."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: run the tests through 'make test'")
+    frame = image_message("mono8", GREY, stamp=800)
+    torch_keypoints = message_to_arrays(client.send(frame))["keypoints"]
+    onnx_node = NodeProcess({**FAST_PARAMETERS, "model": random_checkpoint, "backend": "onnxruntime",
+                             "diagnostics_period": 0.2}, name="r2d2_onnx", namespace="onnx")
+    try:
+        onnx_node.wait_ready()
+        onnx_client = Client(test_node, prefix="onnx/")
+        assert spin_until(test_node, lambda: onnx_client.image_pub.get_subscription_count() > 0, 20)
+        answer = onnx_client.send(image_message("mono8", GREY, stamp=801))
+        assert answer is not None
+        onnx_keypoints = message_to_arrays(answer)["keypoints"]
+        # Thresholds are off and top_k cuts 200 of thousands of local maxima, where near-equal scores
+        # may swap; maps that differ by 1e-6 move a plateau's maximum to a neighbouring pixel. So:
+        # the best 150 of one are among the 200 of the other, within a pixel, all but a tie or two.
+        best = onnx_keypoints[:150, None, :2]  # best first
+        same = (np.abs(best - torch_keypoints[None, :, :2]).max(axis=2) <= 1.0).any(axis=1)
+        assert same.mean() >= 0.98, same.mean()
+        status = onnx_client.status("/onnx/r2d2_onnx")
+        assert value(status, "backend") == "onnxruntime" and value(status, "precision") == "fp32"
+    finally:
+        assert onnx_node.stop() == 0, onnx_node.log()

@@ -22,8 +22,7 @@ K = [150.0, 0, 80, 0, 150, 60, 0, 0, 1]
 
 @pytest.fixture(scope="module")
 def node_process(random_checkpoint: Path) -> Iterator[NodeProcess]:
-    # fp32 on every CPU: the random network's bf16 maps move most detections of a shifted view.
-    process = NodeProcess({**FAST_PARAMETERS, "model": random_checkpoint, "diagnostics_period": 0.2, "precision": "fp32",
+    process = NodeProcess({**FAST_PARAMETERS, "model": random_checkpoint, "diagnostics_period": 0.2,
                            "tracking": True, "track_max_distance": 0.5, "track_ransac_px": 2.0},
                           namespace=NAMESPACE)
     process.wait_ready()
