@@ -27,9 +27,14 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 @pytest.fixture(scope="session")
 def ros_context() -> Iterator[None]:
-    rclpy.init()
+    # Modules outside test/ros_dds (test/bags) import this fixture, which makes it a second
+    # session fixture: only the first to run initialises rclpy (and shuts it down).
+    owner = not rclpy.ok()
+    if owner:
+        rclpy.init()
     yield
-    rclpy.try_shutdown()
+    if owner:
+        rclpy.try_shutdown()
 
 
 @pytest.fixture

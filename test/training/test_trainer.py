@@ -49,7 +49,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 @pytest.mark.slow
 def test_short_cpu_run_lowers_the_loss_and_beats_random_init(photos: Path, tmp_path: Path) -> None:
-    trainer = Trainer(_config(photos, tmp_path, "run.steps=40", "run.val_every=40"))
+    trainer = Trainer(_config(photos, tmp_path, "run.steps=60", "run.val_every=60"))
     trainer.fit()
     losses = [float(row["total"]) for row in _rows(tmp_path / "metrics.csv")]
     validation = [float(row["val_mma3"]) for row in _rows(tmp_path / "validation.csv")]
@@ -58,7 +58,7 @@ def test_short_cpu_run_lowers_the_loss_and_beats_random_init(photos: Path, tmp_p
     # One model code: the trainer's checkpoint loads in the node's and CLIs' loader as it is.
     model = load_model(tmp_path / "best.pt")
     assert model.arch == "Fast_Quad_L2Net_ConfCFS()"
-    assert load_checkpoint(tmp_path / "best.pt").config["run"]["steps"] == 40
+    assert load_checkpoint(tmp_path / "best.pt").config["run"]["steps"] == 60
 
 
 def test_resume_continues_at_the_same_step_with_the_same_batches(photos: Path, tmp_path: Path) -> None:
