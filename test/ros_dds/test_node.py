@@ -206,11 +206,17 @@ class TestDiagnostics:
         assert level(client.status("/r2d2_node")) != "ERROR"
 
     def test_stale_when_no_output_while_input_arrives(self, client: Client) -> None:
-        large = cv2.resize(GREY, (1920, 1440))  # 144 times the test frames: about a second per frame on a CPU
+        large = cv2.resize(GREY, (1920, 1440))  # 144 times the test frames: a few tenths of a second on a CPU
         assert client.set_parameters("/r2d2_node/set_parameters", stale_timeout=0.1) == [(True, "")]
+
+        def keep_input_waiting() -> None:
+            # Several frames at once: while the node works on one, a newer one waits, for longer than
+            # the timeout however fast this CPU answers a single frame.
+            for _ in range(3):
+                client.image_pub.publish(image_message("mono8", large, stamp=820))
+
         try:
-            stale = client.wait_status("/r2d2_node", lambda s: "stale" in s.message, 60,
-                                       lambda: client.image_pub.publish(image_message("mono8", large, stamp=820)))
+            stale = client.wait_status("/r2d2_node", lambda s: "stale" in s.message, 60, keep_input_waiting)
             assert level(stale) == "ERROR", stale.message
         finally:
             assert client.set_parameters("/r2d2_node/set_parameters", stale_timeout=30.0) == [(True, "")]
