@@ -10,7 +10,7 @@ import numpy as np
 from rosbags.rosbag2 import Writer, WriterError
 
 from ..image_io import read_rgb
-from ..ros.image_codec import decode_compressed, decode_image
+from ..ros.image_codec import decode_message
 from ..sequences import Sequence
 from .store import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, STORAGES, BagError, bag_topics, typestore
 
@@ -36,10 +36,7 @@ def camera_info_topic(image_topic: str) -> str:
 
 def decode_frame(message: Any, msgtype: str) -> np.ndarray:
     """A deserialised Image or CompressedImage as the node decodes it (raises ImageDecodeError)."""
-    if msgtype == COMPRESSED_IMAGE:
-        return decode_compressed(message.data)
-    return decode_image(message.encoding, message.height, message.width, message.step, message.data,
-                        bool(message.is_bigendian))
+    return decode_message(message, msgtype == COMPRESSED_IMAGE)
 
 
 def raw_image_layout(rgb: np.ndarray) -> tuple[np.ndarray, str]:

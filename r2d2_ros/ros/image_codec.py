@@ -9,13 +9,14 @@ own exception (an odd-width YUV 4:2:2 row) are caught before they reach it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
 from .pipeline import FrameDropped
 
-__all__ = ["ImageDecodeError", "SUPPORTED_ENCODINGS", "decode_image", "decode_compressed"]
+__all__ = ["ImageDecodeError", "SUPPORTED_ENCODINGS", "decode_image", "decode_compressed", "decode_message"]
 
 
 class ImageDecodeError(FrameDropped, ValueError):
@@ -129,3 +130,15 @@ def decode_compressed(data: bytes | memoryview | np.ndarray) -> np.ndarray:
     if image is None:
         raise ImageDecodeError("decode", f"cannot decode {buffer.size} bytes of compressed image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def decode_message(message: Any, compressed: bool, significant_bits: int = 16) -> np.ndarray:
+    """A sensor_msgs Image, or CompressedImage when ``compressed``, as pixels (rclpy's or rosbags' messages).
+
+    Raises:
+        ImageDecodeError: as :func:`decode_image` and :func:`decode_compressed`.
+    """
+    if compressed:
+        return decode_compressed(message.data)
+    return decode_image(message.encoding, message.height, message.width, message.step, message.data,
+                        bool(message.is_bigendian), significant_bits)

@@ -36,7 +36,7 @@ from ..msg import Keypoints
 from ..tracking import FrontEndResult, TrackerConfig, TrackingFrontEnd
 from ..viz import colorize_heatmap, draw_keypoints, draw_tracks
 from .health import assess_health
-from .image_codec import decode_compressed, decode_image
+from .image_codec import decode_message
 from .inference import InferenceModel, ModelLoadError, load_inference_model, warm_up
 from .messages import DESCRIPTOR_ENCODINGS, features_to_message
 from .params import PARAMETERS, ParamSpec, extraction_config, validate_update
@@ -207,12 +207,6 @@ class R2D2Node(Node):
                 self._stats.frame_dropped(drop.reason, received_at)
                 self.get_logger().warning(f"dropped a frame: {drop}", throttle_duration_sec=5.0)
 
-    def _decode(self, message: Image | CompressedImage, significant_bits: int) -> np.ndarray:
-        if isinstance(message, CompressedImage):
-            return decode_compressed(message.data)
-        return decode_image(message.encoding, message.height, message.width, message.step, message.data,
-                            bool(message.is_bigendian), significant_bits)
-
     def _process(self, message: Image | CompressedImage, received_at: float) -> None:
         """Answers one frame; every stage that can fail raises FrameDropped naming the stage."""
         with self._settings_lock:
@@ -221,7 +215,7 @@ class R2D2Node(Node):
             with frame_stage("no_camera_info"):  # checked first: no network time for a frame that is dropped
                 self._front_end.require_camera()
         with frame_stage("decode"):
-            image = self._decode(message, values["significant_bits"])
+            image = decode_message(message, isinstance(message, CompressedImage), values["significant_bits"])
         with frame_stage("inference_error"):
             want_heatmaps = (self._repeatability_pub.get_subscription_count()
                              + self._reliability_pub.get_subscription_count()) > 0
