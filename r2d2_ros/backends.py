@@ -147,7 +147,7 @@ class OnnxRuntimeRunner:
         return self._precision
 
     def __call__(self, image: torch.Tensor, precision: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Unit descriptors, reliability and repeatability of a (1, 3, h, w) fp32 image on :attr:`device`."""
+        """Unit descriptors, reliability and repeatability of a (B, 3, h, w) batch of fp32 images on :attr:`device`."""
         if self.device.type == "cpu":
             outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(image.numpy())},
                                        self._run_options)

@@ -8,7 +8,7 @@ a :class:`~r2d2_ros.extraction.runner.NetworkRunner` (PyTorch, or another backen
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -25,6 +25,7 @@ from .runner import NetworkRunner, as_runner
 from .timing import StageTimer
 
 __all__ = ["PyramidLevel", "image_to_tensor", "pyramid_levels", "pyramid_images", "extract_multiscale",
+           "extract_multiscale_batch",
            "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -115,13 +116,13 @@ def pyramid_images(
     """The used levels of :func:`pyramid_levels` with their images, largest first.
 
     Args:
-        image: (1, 3, H, W) normalised input.
+        image: (B, 3, H, W) normalised input: one image, or a batch of images of one size.
 
     Yields:
-        Each used level and its (1, 3, h, w) image, resized (bilinear, no antialiasing) from the
+        Each used level and its (B, 3, h, w) image, resized (bilinear, no antialiasing) from the
         previous level's image, not from the input, as the original does.
     """
-    check_shape(image, "1 3 H W")
+    check_shape(image, "B 3 H W")
     for level in pyramid_levels(image.shape[-2], image.shape[-1], config):
         if image.shape[-2:] != (level.height, level.width):
             with _stage(timer, "resize"):
@@ -132,57 +133,57 @@ def pyramid_images(
 
 @dataclass
 class _LevelCandidates:
-    """The best ``top_k`` pixels of one pyramid level, on the device, best first.
+    """The best ``top_k`` pixels of one pyramid level for each image of a batch, on the device, best first.
 
     A level with fewer detections is padded with non-detections scored -inf, so that its size is
     known without asking the device.
     """
 
-    keypoints: torch.Tensor  # (k, 3) x, y in input pixels, scale
-    raw_descriptors: torch.Tensor  # (k, D), not yet normalised
-    scores: torch.Tensor  # (k,)
-    reliability: torch.Tensor  # (1, 1, h, w)
-    repeatability: torch.Tensor  # (1, 1, h, w)
+    keypoints: torch.Tensor  # (B, k, 3) x, y in input pixels, scale
+    raw_descriptors: torch.Tensor  # (B, k, D), not yet normalised
+    scores: torch.Tensor  # (B, k)
+    reliability: torch.Tensor  # (B, 1, h, w)
+    repeatability: torch.Tensor  # (B, 1, h, w)
 
 
 def _detect_level(
     runner: NetworkRunner,
-    image: torch.Tensor,
+    images: torch.Tensor,
     level: PyramidLevel,
     input_size: tuple[int, int],
     config: ExtractionConfig,
     precision: str,
     timer: StageTimer | None,
 ) -> _LevelCandidates:
-    """Runs the network and NMS on one pyramid level and keeps its best candidates, on the device.
+    """Runs the network and NMS on one pyramid level of a batch and keeps each image's best candidates.
 
     Args:
-        input_size: (width, height) of the input image, the frame of the keypoint coordinates.
+        input_size: (width, height) of the input images, the frame of the keypoint coordinates.
     """
-    with _stage(timer, f"network {image.shape[-1]}x{image.shape[-2]}"):
-        descriptors, reliability, repeatability = runner(image, precision)
+    with _stage(timer, f"network {images.shape[-1]}x{images.shape[-2]}"):
+        descriptors, reliability, repeatability = runner(images, precision)
     with _stage(timer, "nms"):
         mask = nms_mask(repeatability, reliability, config.repeatability_threshold, config.reliability_threshold)
         # Non-detections score -inf instead of being dropped: nonzero() would wait for the device
         # on every level, a fixed-size top-k does not.
-        scores = torch.where(mask, reliability * repeatability, float("-inf")).flatten()
+        scores = torch.where(mask, reliability * repeatability, float("-inf")).flatten(1)
         best = top_k_indices(scores, config.top_k)
         map_width = repeatability.shape[-1]
         xs = (best % map_width) * (input_size[0] / level.width)
         ys = torch.div(best, map_width, rounding_mode="floor") * (input_size[1] / level.height)
         patch = torch.full_like(xs, _PATCH_DIAMETER / level.scale)
-        raw_descriptors = _gather_pixels(descriptors, best)
-        return _LevelCandidates(torch.stack([xs, ys, patch], dim=1).float(), raw_descriptors, scores[best],
-                                reliability, repeatability)
+        raw_descriptors = torch.stack([_gather_pixels(descriptors[b], best[b]) for b in range(best.shape[0])])
+        return _LevelCandidates(torch.stack([xs, ys, patch], dim=-1).float(), raw_descriptors,
+                                torch.gather(scores, 1, best), reliability, repeatability)
 
 
 def _gather_pixels(maps: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """The (N, D) values of a (1, D, h, w) map at flat pixel indices.
+    """The (N, D) values of a (D, h, w) map at flat pixel indices.
 
     Gathers along the memory layout (rows of a channels-last map, columns of a contiguous one):
     the other way round is 10 to 30 times slower on the CPU.
     """
-    flat = maps[0].flatten(1)  # (D, h * w): a view in either layout
+    flat = maps.flatten(1)  # (D, h * w): a view in either layout
     if flat.stride(0) == 1:  # channels last
         return flat.t().index_select(0, indices)
     return flat.index_select(1, indices).t()
@@ -201,7 +202,74 @@ def _upload(image: np.ndarray | torch.Tensor, device: torch.device) -> torch.Ten
     return image_to_tensor(image, device)
 
 
+def _take_rows(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``values[b, rows[b]]`` for every b: (B, N, ...) and (B, k) -> (B, k, ...)."""
+    index = rows.view(*rows.shape, *([1] * (values.ndim - 2))).expand(*rows.shape, *values.shape[2:])
+    return torch.gather(values, 1, index)
+
+
+def _extract_batch(runner: NetworkRunner, batch: torch.Tensor, config: ExtractionConfig, precision: str,
+                   return_maps: bool, timer: StageTimer | None) -> list[Features]:
+    """:func:`extract_multiscale_batch` of a (B, 3, H, W) batch of images of one size."""
+    height, width = batch.shape[-2:]
+    image_size = (int(width), int(height))
+    candidates = [_detect_level(runner, level_images, level, image_size, config, precision, timer)
+                  for level, level_images in pyramid_images(batch, config, timer)]
+    if not candidates:
+        empty = torch.zeros(0, device=runner.device)
+        return [Features(empty.view(0, 3), empty.view(0, runner.dim), empty, image_size) for _ in range(len(batch))]
+    with _stage(timer, "top-k"):
+        all_scores = torch.cat([found.scores for found in candidates], dim=1)
+        best = top_k_indices(all_scores, config.top_k)
+        scores = torch.gather(all_scores, 1, best)
+        keypoints = _take_rows(torch.cat([found.keypoints for found in candidates], dim=1), best)
+        raw_descriptors = _take_rows(torch.cat([found.raw_descriptors for found in candidates], dim=1), best)
+        descriptors = normalize_descriptors(raw_descriptors.float(), dim=-1).to(PRECISIONS[precision])
+        # The batch's one wait for the device: the number of detections among each image's best
+        # (sorted, so the -inf padding comes last).
+        counts = torch.isfinite(scores).sum(dim=1).tolist()
+    features = []
+    for b, count in enumerate(counts):
+        maps = DenseMaps(candidates[0].reliability[b, 0], candidates[0].repeatability[b, 0]) if return_maps else None
+        features.append(Features(keypoints[b, :count], descriptors[b, :count], scores[b, :count], image_size, maps))
+    return features
+
+
 @torch.inference_mode()
+def extract_multiscale_batch(
+    model: R2D2Net | NetworkRunner,
+    images: Sequence[np.ndarray | torch.Tensor],
+    config: ExtractionConfig = ExtractionConfig(),
+    return_maps: bool = False,
+    timer: StageTimer | None = None,
+) -> list[Features]:
+    """:func:`extract_multiscale` of several images, those of one size run through the network as one batch.
+
+    For the cameras of a rig: one pass per pyramid level instead of one per camera and level,
+    and one wait for the device per size. Each image gets the same features as it would alone,
+    up to the arithmetic of a batched convolution (ties at NMS plateaus and thresholds may flip).
+
+    Args:
+        images: as for :func:`extract_multiscale`; any mix of sizes.
+
+    Returns:
+        The features of each image, in the order of ``images``.
+    """
+    runner = as_runner(model)
+    precision = runner.precision(config.precision)
+    with _stage(timer, "upload"):
+        tensors = [_upload(image, runner.device) for image in images]
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for index, tensor in enumerate(tensors):
+        by_size.setdefault(tuple(tensor.shape[-2:]), []).append(index)
+    features: list[Features | None] = [None] * len(tensors)
+    for indices in by_size.values():
+        batch = torch.cat([tensors[i] for i in indices]) if len(indices) > 1 else tensors[indices[0]]
+        for index, found in zip(indices, _extract_batch(runner, batch, config, precision, return_maps, timer)):
+            features[index] = found
+    return features  # type: ignore[return-value]  # every index was filled by its size's batch
+
+
 def extract_multiscale(
     model: R2D2Net | NetworkRunner,
     image: np.ndarray | torch.Tensor,
@@ -229,27 +297,4 @@ def extract_multiscale(
     Raises:
         ValueError: a bad image, or a precision the runner cannot compute.
     """
-    runner = as_runner(model)
-    precision = runner.precision(config.precision)
-    with _stage(timer, "upload"):
-        tensor = _upload(image, runner.device)
-    height, width = tensor.shape[-2:]
-    image_size = (int(width), int(height))
-    candidates = [_detect_level(runner, level_image, level, image_size, config, precision, timer)
-                  for level, level_image in pyramid_images(tensor, config, timer)]
-    maps = DenseMaps(candidates[0].reliability[0, 0], candidates[0].repeatability[0, 0]) if (
-        return_maps and candidates) else None
-    if not candidates:
-        empty = torch.zeros(0, device=runner.device)
-        return Features(empty.view(0, 3), empty.view(0, runner.dim), empty, image_size, maps)
-    with _stage(timer, "top-k"):
-        all_scores = torch.cat([found.scores for found in candidates])
-        best = top_k_indices(all_scores, config.top_k)
-        scores = all_scores[best]
-        keypoints = torch.cat([found.keypoints for found in candidates])[best]
-        descriptors = normalize_descriptors(torch.cat([found.raw_descriptors for found in candidates])[best].float())
-        # The frame's one wait for the device: the number of detections among the best (sorted, so
-        # the -inf padding comes last).
-        count = int(torch.isfinite(scores).sum())
-        return Features(keypoints[:count], descriptors[:count].to(PRECISIONS[precision]), scores[:count],
-                        image_size, maps)
+    return extract_multiscale_batch(model, [image], config, return_maps, timer)[0]

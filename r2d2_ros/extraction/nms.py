@@ -40,11 +40,12 @@ def top_k_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the ``k`` highest scores, best first (all of them when there are fewer).
 
     Args:
-        scores: (N,).
+        scores: (N,), or (B, N) for one selection per row.
 
     Returns:
-        (min(k, N),) int64.
+        (min(k, N),) or (B, min(k, N)) int64.
     """
-    check_shape(scores, "N")
-    k = min(k, scores.shape[0])
-    return torch.topk(scores, k, largest=True, sorted=True).indices
+    if scores.ndim not in (1, 2):
+        raise ValueError(f"expected a tensor of shape (N) or (B, N), got {tuple(scores.shape)}")
+    k = min(k, scores.shape[-1])
+    return torch.topk(scores, k, dim=-1, largest=True, sorted=True).indices

@@ -18,7 +18,7 @@ __all__ = ["NetworkRunner", "TorchRunner", "as_runner"]
 
 
 class NetworkRunner(Protocol):
-    """Runs the network on one normalised image.
+    """Runs the network on a batch of normalised images of one size.
 
     Attributes:
         device: where inputs must be and where the maps are returned.
@@ -37,14 +37,14 @@ class NetworkRunner(Protocol):
         ...
 
     def __call__(self, image: torch.Tensor, precision: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Dense maps of a (1, 3, h, w) fp32 normalised image on :attr:`device`.
+        """Dense maps of a (B, 3, h, w) batch of fp32 normalised images on :attr:`device`.
 
         Args:
             precision: as returned by :meth:`precision`.
 
         Returns:
-            descriptors (1, D, h', w') in any float dtype, raw or unit-norm (the extraction normalises
-            the selected ones); reliability and repeatability (1, 1, h', w') in fp32.
+            descriptors (B, D, h', w') in any float dtype, raw or unit-norm (the extraction normalises
+            the selected ones); reliability and repeatability (B, 1, h', w') in fp32.
         """
         ...
 

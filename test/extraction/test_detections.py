@@ -96,9 +96,13 @@ class TestTopK:
         assert top_k_indices(scores, 3).tolist() == [1, 4, 3]
         assert top_k_indices(torch.tensor([float("-inf"), 0.5]), 2).tolist() == [1, 0]
 
-    def test_scores_must_be_one_dimensional(self) -> None:
-        with pytest.raises(ValueError, match=r"\(N\), got \(2, 3\)"):
-            top_k_indices(torch.zeros(2, 3), 1)
+    def test_one_selection_per_row_of_a_batch(self) -> None:
+        scores = torch.tensor([[0.3, 0.95, 0.1, 0.7], [0.9, 0.1, 0.8, 0.2]])
+        assert top_k_indices(scores, 2).tolist() == [[1, 3], [0, 2]]
+
+    def test_scores_must_be_one_or_two_dimensional(self) -> None:
+        with pytest.raises(ValueError, match=r"\(B, N\), got \(2, 3, 4\)"):
+            top_k_indices(torch.zeros(2, 3, 4), 1)
 
 
 def _level_pixel(level, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
