@@ -2,6 +2,8 @@
 
     ros2 launch r2d2_ros r2d2.launch.py image:=/camera/image_raw device:=cuda rviz:=true
 
+The intrinsics are read beside the image (/camera/camera_info for /camera/image_raw).
+
 ``model`` and ``device`` override params_file only when given. The node is respawned when it
 exits (its watchdog exits non-zero when its inference worker dies), unless ``respawn:=false``.
 """
@@ -16,7 +18,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helper beside this file
-from r2d2_launch_overrides import OVERRIDABLE, given_overrides  # noqa: E402
+from r2d2_launch_overrides import OVERRIDABLE, camera_info_beside, given_overrides  # noqa: E402
 
 
 def _r2d2_node(context: LaunchContext) -> list[Node]:
@@ -28,7 +30,8 @@ def _r2d2_node(context: LaunchContext) -> list[Node]:
         name="r2d2_node",
         namespace=LaunchConfiguration("namespace"),
         parameters=[LaunchConfiguration("params_file"), overrides],
-        remappings=[("image", image), ("image/compressed", f"{image}/compressed")],
+        remappings=[("image", image), ("image/compressed", f"{image}/compressed"),
+                    ("camera_info", camera_info_beside(image))],
         respawn=LaunchConfiguration("respawn").perform(context).lower() == "true",
         respawn_delay=2.0,
         output="screen",

@@ -1,16 +1,22 @@
-"""Several cameras: one r2d2_node per camera, each in the camera's namespace.
+"""Several cameras, in one of two modes.
 
     ros2 launch r2d2_ros r2d2_multi_camera.launch.py cameras:=front,left,right image_suffix:=image_raw
+    ros2 launch r2d2_ros r2d2_multi_camera.launch.py cameras:=left,right synchronised:=true sync_tolerance:=0.005
 
-Camera ``front`` is read from /front/<image_suffix> and published under /front/keypoints, ...
+Camera ``front`` is read from /front/<image_suffix> (and /front/camera_info) and published under
+/front/keypoints, ... in both modes.
 
-One node (and one model copy) per camera, rather than one node serving all: the N16 weights are
-2 MB and a frame's activations are freed after each frame, so the extra GPU memory per camera is
-the CUDA context (a few hundred MB); in exchange each camera keeps its own latest-frame queue,
-rate and diagnostics, cameras run concurrently on the GPU, and one failing camera or node does
-not stop the others. Pass device:=cuda:N per launch to spread cameras over several GPUs.
-``model`` and ``device`` override params_file only when given; each node is respawned when it
-exits, unless ``respawn:=false``.
+- Independent (default): one node per camera, in the camera's namespace. Each camera keeps its
+  own latest-frame queue, rate and diagnostics, cameras run concurrently on the GPU, and one
+  failing camera or node does not stop the others; the extra GPU memory per camera is the CUDA
+  context (a few hundred MB). Pass device:=cuda:N per launch to spread cameras over several GPUs.
+- Synchronised (``synchronised:=true``): one node (``/r2d2_node``) for a rig whose frames belong
+  together (stereo for visual odometry): frames are paired by stamp, exact or within
+  ``sync_tolerance`` seconds, run through the network as one batch, and every camera's keypoints
+  carry the first camera's stamp; unpaired frames are counted in /diagnostics.
+
+``model`` and ``device`` override params_file only when given; nodes are respawned when they
+exit, unless ``respawn:=false``.
 """
 import sys
 from pathlib import Path
@@ -22,28 +28,25 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helper beside this file
-from r2d2_launch_overrides import OVERRIDABLE, given_overrides  # noqa: E402
+from r2d2_launch_overrides import OVERRIDABLE, camera_names, given_overrides, image_remappings  # noqa: E402
 
 
 def _camera_nodes(context: LaunchContext) -> list[Node]:
-    cameras = [c.strip().strip("/") for c in LaunchConfiguration("cameras").perform(context).split(",") if c.strip()]
-    if not cameras:
-        raise ValueError("cameras must name at least one camera namespace, e.g. cameras:=front,rear")
-    suffix = LaunchConfiguration("image_suffix").perform(context).strip("/")
+    cameras = camera_names(LaunchConfiguration("cameras").perform(context))
+    suffix = LaunchConfiguration("image_suffix").perform(context)
     overrides = given_overrides({name: LaunchConfiguration(name).perform(context) for name in OVERRIDABLE})
     respawn = LaunchConfiguration("respawn").perform(context).lower() == "true"
+    common = {"package": "r2d2_ros", "executable": "r2d2_node", "name": "r2d2_node", "respawn": respawn,
+              "respawn_delay": 2.0, "output": "screen"}
+    if LaunchConfiguration("synchronised").perform(context).lower() == "true":
+        synchronisation = {"cameras": cameras,
+                           "sync_tolerance": float(LaunchConfiguration("sync_tolerance").perform(context))}
+        remappings = [pair for camera in cameras for pair in image_remappings(camera, suffix, f"{camera}/")]
+        return [Node(parameters=[LaunchConfiguration("params_file"), overrides, synchronisation],
+                     remappings=remappings, **common)]
     return [
-        Node(
-            package="r2d2_ros",
-            executable="r2d2_node",
-            name="r2d2_node",
-            namespace=camera,
-            parameters=[LaunchConfiguration("params_file"), overrides],
-            remappings=[("image", f"/{camera}/{suffix}"), ("image/compressed", f"/{camera}/{suffix}/compressed")],
-            respawn=respawn,
-            respawn_delay=2.0,
-            output="screen",
-        )
+        Node(namespace=camera, parameters=[LaunchConfiguration("params_file"), overrides],
+             remappings=image_remappings(camera, suffix), **common)
         for camera in cameras
     ]
 
@@ -59,5 +62,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("device", default_value="",
                               description="auto, cpu, cuda or cuda:N; empty = as in params_file"),
         DeclareLaunchArgument("respawn", default_value="true", description="restart a node when it exits"),
+        DeclareLaunchArgument("synchronised", default_value="false",
+                              description="true: one node pairs the cameras' frames by stamp and runs them as one batch"),
+        DeclareLaunchArgument("sync_tolerance", default_value="0.0",
+                              description="synchronised mode: largest stamp difference (s) of paired frames; 0 = exact"),
         OpaqueFunction(function=_camera_nodes),
     ])

@@ -6,6 +6,10 @@ worker thread that always takes the newest frame, so a slow device drops frames 
 queueing them. Whatever goes wrong with one frame drops that frame only (counted by cause); a
 worker that stops anyway makes /diagnostics say ERROR and the process exit non-zero, so that a
 launch file's ``respawn`` restarts it.
+
+With ``cameras: [left, right]`` one node serves a synchronised rig: each camera's frames come
+from its own topics, are paired by stamp (:mod:`.camera_sync`), run through the network as one
+batch, and are published under the camera's namespace with the stamp of the first camera.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,7 +25,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.exceptions import ParameterException
+from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -30,7 +35,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from ..extraction import ExtractionConfig, extract_multiscale
+from ..extraction import ExtractionConfig, extract_multiscale_batch
 from ..features import Features
 from ..msg import Keypoints
 from ..tracking import FrontEndResult, TrackerConfig, TrackingFrontEnd
@@ -40,7 +45,8 @@ from .image_codec import decode_message
 from .inference import InferenceModel, ModelLoadError, load_inference_model, warm_up
 from .messages import DESCRIPTOR_ENCODINGS, features_to_message
 from .params import PARAMETERS, ParamSpec, extraction_config, validate_update
-from .pipeline import FrameDropped, LatestFrameSlot, NodeStats, frame_stage
+from .camera_sync import StampSynchronizer
+from .pipeline import UNPAIRED, FrameDropped, LatestFrameSlot, NodeStats, frame_stage
 
 __all__ = ["R2D2Node", "StartupError", "main"]
 
@@ -73,17 +79,50 @@ def _image_message(array: np.ndarray, header: Any) -> Image:
     return message
 
 
+# Frames of one camera that may wait for their partners (a third of a second at 30 Hz).
+_SYNC_QUEUE_SIZE = 10
+
+
+@dataclass
+class _Camera:
+    """One camera served by the node: its output topics and its tracking and intrinsics state."""
+
+    name: str  # "" for the single camera on ``image``, else the namespace of its topics
+    keypoints: Any
+    repeatability: Any
+    reliability: Any
+    overlay: Any
+    camera_info_out: Any
+    front_end: TrackingFrontEnd = field(default_factory=TrackingFrontEnd)
+    camera_info: CameraInfo | None = None
+
+
+def _camera_topic(camera: str, topic: str) -> str:
+    """``topic`` of a camera served by the node: in its namespace, or as is for the single camera ("")."""
+    return f"{camera}/{topic}" if camera else topic
+
+
+@dataclass
+class _FrameSet:
+    """What the worker takes: one message per camera (in camera order) and when the set was complete."""
+
+    messages: list[Image | CompressedImage]
+    received_at: float
+
+
 class R2D2Node(Node):
     """Publishes R2D2 keypoints for every image it can keep up with."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("r2d2_node", **kwargs)
         for spec in PARAMETERS:
+            # rclpy cannot tell the type of an empty list: such a parameter is declared by type.
+            default = Parameter.Type.STRING_ARRAY if spec.default == [] else spec.default
             try:
-                self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+                self.declare_parameter(spec.name, default, _descriptor(spec))
             except ParameterException as error:  # out of range or wrong type on the command line
                 raise StartupError(f"invalid parameter {spec.name}: {error}") from error
-        self._values = {spec.name: spec.coerce(self.get_parameter(spec.name).value) for spec in PARAMETERS}
+        self._values = {spec.name: spec.coerce(self._declared_value(spec)) for spec in PARAMETERS}
         reason = validate_update(self._values, {})
         if reason:
             raise StartupError(f"invalid parameters: {reason}")
@@ -98,33 +137,22 @@ class R2D2Node(Node):
         self._settings_lock = threading.Lock()  # the worker reads model + settings as one consistent set
 
         self._stats = NodeStats()
-        self._slot: LatestFrameSlot[tuple[Image | CompressedImage, float]] = LatestFrameSlot()
+        self._slot: LatestFrameSlot[_FrameSet] = LatestFrameSlot()
         self._stopping = threading.Event()
         self._worker_failure = ""  # why the worker thread ended, when it did so by an exception
         # Set by the watchdog when the worker is gone: main() then exits non-zero.
         self.exit_reason: str | None = None
-        output_qos = QoSProfile(depth=5)
-        self._keypoints_pub = self.create_publisher(Keypoints, "keypoints", output_qos)
-        self._repeatability_pub = self.create_publisher(Image, "heatmap/repeatability", output_qos)
-        self._reliability_pub = self.create_publisher(Image, "heatmap/reliability", output_qos)
-        self._overlay_pub = self.create_publisher(Image, "keypoints/image", output_qos)
-        self._camera_info_pub = self.create_publisher(CameraInfo, "keypoints/camera_info", output_qos)
-        self._front_end = TrackingFrontEnd()
-        self._camera_info: CameraInfo | None = None
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Frames and diagnostics have their own callback group: a parameter change (the default
         # group, where rclpy puts the parameter services) that loads and warms up a model runs on
-        # another executor thread and stalls neither of them.
+        # another executor thread and stalls neither of them. One group also means one callback at
+        # a time, which the synchroniser relies on.
         frames_group = MutuallyExclusiveCallbackGroup()
-        compressed = self._values["use_compressed"]
-        self.create_subscription(
-            CompressedImage if compressed else Image, "image/compressed" if compressed else "image",
-            self._on_image, qos_profile_sensor_data, callback_group=frames_group,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-        )
-        # The usual topic beside the image (image_transport's layout): follows calibration changes.
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data,
-                                 callback_group=frames_group)
+        names = self._values["cameras"] or [""]
+        self._cameras = [self._serve_camera(name, frames_group) for name in names]
+        self._synchronizer: StampSynchronizer[Image | CompressedImage] | None = None
+        if len(names) > 1:
+            self._synchronizer = StampSynchronizer(names, self._tolerance_ns(self._values), _SYNC_QUEUE_SIZE)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(self._values["diagnostics_period"], self._watchdog, callback_group=frames_group)
         self._worker = threading.Thread(target=self._run_worker, name="r2d2_inference", daemon=True)
@@ -133,8 +161,45 @@ class R2D2Node(Node):
             f"ready: model {self._model.name} ({self._model.arch}) on {self._model.device}, backend "
             f"{self._model.backend}, precision {self._config.precision} -> "
             f"{self._model.network.precision(self._config.precision)}, "
-            f"subscribed to {'image/compressed' if compressed else 'image'}"
+            f"subscribed to {', '.join(self.resolve_topic_name(_camera_topic(c.name, self._image_topic())) for c in self._cameras)}"
+            + (f", paired within {self._values['sync_tolerance']:g} s" if self._synchronizer else "")
         )
+
+    def _declared_value(self, spec: ParamSpec) -> Any:
+        try:
+            return self.get_parameter(spec.name).value
+        except ParameterUninitializedException:  # a list declared by type and not given
+            return spec.default
+
+    def _image_topic(self) -> str:
+        return "image/compressed" if self._values["use_compressed"] else "image"
+
+    def _serve_camera(self, name: str, frames_group: MutuallyExclusiveCallbackGroup) -> _Camera:
+        """Publishers and subscriptions of one camera; ``name`` "" is the single camera on ``image``."""
+        output_qos = QoSProfile(depth=5)
+        camera = _Camera(
+            name,
+            keypoints=self.create_publisher(Keypoints, _camera_topic(name, "keypoints"), output_qos),
+            repeatability=self.create_publisher(Image, _camera_topic(name, "heatmap/repeatability"), output_qos),
+            reliability=self.create_publisher(Image, _camera_topic(name, "heatmap/reliability"), output_qos),
+            overlay=self.create_publisher(Image, _camera_topic(name, "keypoints/image"), output_qos),
+            camera_info_out=self.create_publisher(CameraInfo, _camera_topic(name, "keypoints/camera_info"), output_qos),
+        )
+        compressed = self._values["use_compressed"]
+        self.create_subscription(
+            CompressedImage if compressed else Image, _camera_topic(camera.name, self._image_topic()),
+            lambda message: self._on_image(camera, message), qos_profile_sensor_data, callback_group=frames_group,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+        )
+        # The usual topic beside the image (image_transport's layout): follows calibration changes.
+        self.create_subscription(CameraInfo, _camera_topic(name, "camera_info"),
+                                 lambda message: self._on_camera_info(camera, message), qos_profile_sensor_data,
+                                 callback_group=frames_group)
+        return camera
+
+    @staticmethod
+    def _tolerance_ns(values: dict[str, Any]) -> int:
+        return round(values["sync_tolerance"] * 1e9)
 
     # --- parameters ----------------------------------------------------------------------------
 
@@ -155,6 +220,8 @@ class R2D2Node(Node):
             return SetParametersResult(successful=False, reason=str(error))
         with self._settings_lock:
             self._model, self._values, self._config = model, values, config
+        if self._synchronizer is not None:  # read by frame callbacks: one int assignment, atomic
+            self._synchronizer.tolerance_ns = self._tolerance_ns(values)
         if model.device_note:
             self.get_logger().warning(model.device_note)
         self.get_logger().info(f"parameters updated: {', '.join(sorted(changes))}")
@@ -173,17 +240,32 @@ class R2D2Node(Node):
 
     # --- frames ----------------------------------------------------------------------------------
 
-    def _on_camera_info(self, message: CameraInfo) -> None:
-        self._camera_info = message
-        self._front_end.set_camera_info(message)
-        if self._front_end.camera is None:
-            self.get_logger().warning(f"unusable camera_info: {self._front_end.camera_problem}",
-                                      throttle_duration_sec=10.0)
+    def _on_camera_info(self, camera: _Camera, message: CameraInfo) -> None:
+        camera.camera_info = message
+        camera.front_end.set_camera_info(message)
+        if camera.front_end.camera is None:
+            self.get_logger().warning(f"unusable {_camera_topic(camera.name, 'camera_info')}: "
+                                      f"{camera.front_end.camera_problem}", throttle_duration_sec=10.0)
 
-    def _on_image(self, message: Image | CompressedImage) -> None:
-        received_at = self._stats.frame_received()
-        if self._slot.put((message, received_at)):
-            self._stats.frame_superseded()
+    def _on_image(self, camera: _Camera, message: Image | CompressedImage) -> None:
+        if self._synchronizer is None:
+            self._offer(_FrameSet([message], self._stats.frame_received()))
+            return
+        stamp_ns = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+        result = self._synchronizer.add(camera.name, stamp_ns, message)
+        for _ in result.unpaired:
+            self._stats.frame_discarded(UNPAIRED)
+        if result.unpaired:
+            self.get_logger().warning(
+                f"frames without a partner within sync_tolerance {self._values['sync_tolerance']:g} s were dropped; "
+                "raise it for cameras without a shared trigger", throttle_duration_sec=10.0)
+        if result.matched is not None:
+            self._offer(_FrameSet(list(result.matched.values()), self._stats.frame_received()))
+
+    def _offer(self, frames: _FrameSet) -> None:
+        """Hands a frame set to the worker, replacing the one it has not taken yet."""
+        if self._slot.put(frames):
+            self._stats.frame_discarded()
 
     def _run_worker(self) -> None:
         """The worker thread: remembers why it ended, for the watchdog."""
@@ -195,63 +277,70 @@ class R2D2Node(Node):
 
     def _work(self) -> None:
         while not self._stopping.is_set():
-            item = self._slot.take(timeout=0.2)
-            if item is None:
+            frames = self._slot.take(timeout=0.2)
+            if frames is None:
                 continue
-            message, received_at = item
             try:
-                self._process(message, received_at)
+                self._process(frames)
             except FrameDropped as drop:
                 if not self.context.ok():
                     return  # shut down (Ctrl-C) mid-frame: there is nothing left to publish to
-                self._stats.frame_dropped(drop.reason, received_at)
+                self._stats.frame_dropped(drop.reason, frames.received_at)
                 self.get_logger().warning(f"dropped a frame: {drop}", throttle_duration_sec=5.0)
 
-    def _process(self, message: Image | CompressedImage, received_at: float) -> None:
-        """Answers one frame; every stage that can fail raises FrameDropped naming the stage."""
+    def _process(self, frames: _FrameSet) -> None:
+        """Answers one frame set (one frame per camera); every stage that can fail raises FrameDropped
+        naming the stage, and a set is published for every camera or for none."""
         with self._settings_lock:
             model, config, values = self._model, self._config, self._values
         if values["rectify_keypoints"]:
             with frame_stage("no_camera_info"):  # checked first: no network time for a frame that is dropped
-                self._front_end.require_camera()
+                for camera in self._cameras:
+                    camera.front_end.require_camera()
+        compressed = isinstance(frames.messages[0], CompressedImage)
         with frame_stage("decode"):
-            image = decode_message(message, isinstance(message, CompressedImage), values["significant_bits"])
+            images = [decode_message(message, compressed, values["significant_bits"]) for message in frames.messages]
         with frame_stage("inference_error"):
-            want_heatmaps = (self._repeatability_pub.get_subscription_count()
-                             + self._reliability_pub.get_subscription_count()) > 0
-            features = extract_multiscale(model.network, image, config, return_maps=want_heatmaps)
+            want_heatmaps = any(camera.repeatability.get_subscription_count()
+                                + camera.reliability.get_subscription_count() for camera in self._cameras)
+            features = extract_multiscale_batch(model.network, images, config, return_maps=want_heatmaps)
         with frame_stage("tracking_error"):
             tracker_config = TrackerConfig(values["track_max_distance"], values["track_ransac_px"])
-            result = self._front_end.process(features, values["rectify_keypoints"], values["tracking"], tracker_config)
+            results = [camera.front_end.process(found, values["rectify_keypoints"], values["tracking"], tracker_config)
+                       for camera, found in zip(self._cameras, features)]
+        # One stamp for the whole set (the first camera's), each camera's own frame id.
+        headers = [Header(stamp=frames.messages[0].header.stamp, frame_id=message.header.frame_id)
+                   for message in frames.messages]
         with frame_stage("publish_error"):
-            keypoints = features_to_message(result.features, Keypoints(header=message.header), model.name,
-                                            DESCRIPTOR_ENCODINGS[values["descriptor_encoding"]], result.tracks,
-                                            result.rectified)
-            self._keypoints_pub.publish(keypoints)
-            if self._camera_info is not None:  # the intrinsics of these keypoints, stamped as they are
-                self._camera_info_pub.publish(CameraInfo(**{**_fields(self._camera_info), "header": message.header}))
-        self._stats.frame_published(received_at)
-        self._publish_pictures(message.header, image, features, result, values)
+            for camera, header, result in zip(self._cameras, headers, results):
+                camera.keypoints.publish(features_to_message(
+                    result.features, Keypoints(header=header), model.name,
+                    DESCRIPTOR_ENCODINGS[values["descriptor_encoding"]], result.tracks, result.rectified))
+                if camera.camera_info is not None:  # the intrinsics of these keypoints, stamped as they are
+                    camera.camera_info_out.publish(CameraInfo(**{**_fields(camera.camera_info), "header": header}))
+        self._stats.frame_published(frames.received_at)
+        for camera, header, image, found, result in zip(self._cameras, headers, images, features, results):
+            self._publish_pictures(camera, header, image, found, result, values)
 
-    def _publish_pictures(self, header: Any, image: np.ndarray, features: Features, result: FrontEndResult,
-                          values: dict[str, Any]) -> None:
+    def _publish_pictures(self, camera: _Camera, header: Any, image: np.ndarray, features: Features,
+                          result: FrontEndResult, values: dict[str, Any]) -> None:
         """Heatmaps and the overlay (keypoints in image pixels, and track trails), built only for
         topics that someone subscribes to."""
         with frame_stage("heatmap_error"):
             if features.maps is not None:
-                for publisher, heatmap in ((self._repeatability_pub, features.maps.repeatability),
-                                           (self._reliability_pub, features.maps.reliability)):
+                for publisher, heatmap in ((camera.repeatability, features.maps.repeatability),
+                                           (camera.reliability, features.maps.reliability)):
                     if publisher.get_subscription_count():
                         picture = colorize_heatmap(heatmap.float().cpu().numpy(), values["heatmap_colormap"])
                         publisher.publish(_image_message(picture, header))
         with frame_stage("overlay_error"):
-            if self._overlay_pub.get_subscription_count():
+            if camera.overlay.get_subscription_count():
                 limit = values["overlay_max_keypoints"]  # best first: download only what is drawn
                 keypoints = features.keypoints[:limit].float().cpu().numpy()
                 overlay = draw_keypoints(image, keypoints, features.scores[:limit].float().cpu().numpy())
                 if result.tracks is not None and not result.rectified:  # trails are in the published coordinates
-                    overlay = draw_tracks(overlay, self._front_end.trails()[:limit])
-                self._overlay_pub.publish(_image_message(overlay, header))
+                    overlay = draw_tracks(overlay, camera.front_end.trails()[:limit])
+                camera.overlay.publish(_image_message(overlay, header))
 
     # --- diagnostics, watchdog and shutdown ------------------------------------------------------
 
@@ -287,7 +376,8 @@ class R2D2Node(Node):
             "output_rate_hz": f"{stats.output_rate_hz:.2f}",
             "latency_mean_ms": f"{stats.latency_mean_ms:.1f}",
             "latency_max_ms": f"{stats.latency_max_ms:.1f}",
-            "frames_received": str(stats.received),
+            "cameras": ", ".join(camera.name for camera in self._cameras) or "image",
+            "frames_received": str(stats.received),  # frame sets, when cameras are synchronised
             "frames_published": str(stats.published),
             "unanswered_s": f"{stats.unanswered_s:.1f}",
             "worker": "running" if worker_failure is None else f"stopped: {worker_failure}",

@@ -19,6 +19,8 @@ __all__ = ["ParamSpec", "PARAMETERS", "HEATMAP_COLORMAPS", "defaults", "spec", "
 
 HEATMAP_COLORMAPS = tuple(COLORMAPS)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+# A relative ROS name (namespace tokens): each camera's topics live under it.
+_CAMERA = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$")
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,18 @@ class ParamSpec:
             return f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}"
         if self.name == "device" and not _DEVICE.match(value):
             return f"device must be auto, cpu, cuda or cuda:N, got {value!r}"
+        if isinstance(value, list):
+            return _camera_names_problem(self.name, value)
         return None
+
+
+def _camera_names_problem(name: str, cameras: list[Any]) -> str | None:
+    bad = [camera for camera in cameras if not isinstance(camera, str) or not _CAMERA.match(camera)]
+    if bad:
+        return f"{name} must be relative topic namespaces such as left or stereo/left, got {bad!r}"
+    if len(set(cameras)) != len(cameras):
+        return f"{name} must not repeat a camera, got {cameras!r}"
+    return None
 
 
 _EXTRACTION = ExtractionConfig()
@@ -83,6 +96,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "ERROR (stale); above the slowest expected frame", 0.1, 3600.0),
     ParamSpec("shutdown_timeout", 10.0, "seconds that Ctrl-C or SIGTERM waits for the frame in progress",
               0.0, 600.0),
+    ParamSpec("cameras", [], "synchronised cameras served by this node, e.g. [left, right]: each reads "
+              "<camera>/image and <camera>/camera_info and publishes <camera>/keypoints...; their frames are "
+              "paired by stamp and run as one batch. Empty: one camera on image", read_only=True),
+    ParamSpec("sync_tolerance", 0.0, "largest stamp difference (s) of paired camera frames; 0 = identical stamps "
+              "(hardware trigger); keep it below half the frame period", 0.0, 1.0),
     ParamSpec("use_compressed", False, "subscribe image/compressed (CompressedImage) instead of image",
               read_only=True),
     ParamSpec("tracking", False, "match each frame to the previous one and give keypoints persistent track ids"),

@@ -9,11 +9,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["FrameDropped", "LatestFrameSlot", "NodeStats", "StatsSnapshot", "frame_stage"]
+__all__ = ["FrameDropped", "LatestFrameSlot", "NodeStats", "StatsSnapshot", "SUPERSEDED", "UNPAIRED", "frame_stage"]
 
 T = TypeVar("T")
 
 SUPERSEDED = "superseded"
+UNPAIRED = "unpaired"
 
 
 class FrameDropped(Exception):
@@ -147,12 +148,13 @@ class NodeStats:
             self._answered(now, received_at)
             self._trim(now)
 
-    def frame_superseded(self) -> None:
-        """Counts a frame replaced by a newer one before the worker took it (normal under load)."""
+    def frame_discarded(self, reason: str = SUPERSEDED) -> None:
+        """Counts a frame given up before it reached the worker, without answering it: replaced by a newer
+        one (``superseded``, normal under load) or left without a partner camera (``unpaired``)."""
         now = self._clock()
         with self._lock:
-            self._dropped[SUPERSEDED] += 1
-            self._drops.append((now, SUPERSEDED))
+            self._dropped[reason] += 1
+            self._drops.append((now, reason))
             self._trim(now)
 
     def frame_dropped(self, reason: str, received_at: float) -> None:

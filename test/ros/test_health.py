@@ -7,7 +7,7 @@ import pytest
 
 from r2d2_ros.ros.health import FAILING_STREAK, Level, assess_health
 from r2d2_ros.ros.image_codec import ImageDecodeError
-from r2d2_ros.ros.pipeline import FrameDropped, NodeStats, frame_stage
+from r2d2_ros.ros.pipeline import UNPAIRED, FrameDropped, NodeStats, frame_stage
 
 
 class FakeClock:
@@ -55,9 +55,16 @@ class TestHealth:
     def test_ok_when_frames_are_answered_even_if_superseded(self, stats: NodeStats) -> None:
         for _ in range(5):
             stats.frame_received()
-            stats.frame_superseded()
+            stats.frame_discarded()
         stats.frame_published(stats.frame_received())
         assert _health(stats).level == Level.OK
+
+    def test_unpaired_camera_frames_warn_without_answering_input(self, stats: NodeStats) -> None:
+        stats.frame_published(stats.frame_received())
+        stats.frame_discarded(UNPAIRED)
+        health = _health(stats)
+        assert health.level == Level.WARN and "unpaired 1" in health.message
+        assert stats.snapshot().failure_streak == 0, "a lost partner frame is not a failing frame"
 
     def test_warn_follows_recent_drops_and_clears_when_they_stop(self, stats: NodeStats, clock: FakeClock) -> None:
         stats.frame_dropped("size", stats.frame_received())

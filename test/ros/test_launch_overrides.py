@@ -1,4 +1,4 @@
-"""The launch files pass model and device to the node only when the user gave them (not over params_file)."""
+"""The launch files' helpers: model and device only when given (not over params_file), and the cameras' topics."""
 from __future__ import annotations
 
 import ast
@@ -41,3 +41,31 @@ def test_launch_files_declare_model_and_device_empty_and_filter_them(launch_file
     assert defaults == {"model": "", "device": ""}
     called = {call.func.id for call in ast.walk(tree) if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)}
     assert "given_overrides" in called
+
+
+@pytest.mark.parametrize(("text", "expected"), [("front,rear", ["front", "rear"]), (" left , /right/ ", ["left", "right"]),
+                                                 ("stereo/left,stereo/right", ["stereo/left", "stereo/right"])])
+def test_camera_names(text: str, expected: list[str]) -> None:
+    assert _helper().camera_names(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", " , ", "left,left"])
+def test_bad_camera_lists_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        _helper().camera_names(text)
+
+
+def test_image_remappings_for_a_node_in_the_camera_namespace_and_for_one_serving_several() -> None:
+    helper = _helper()
+    assert helper.image_remappings("front", "image_raw") == [
+        ("image", "/front/image_raw"), ("image/compressed", "/front/image_raw/compressed")]
+    assert helper.image_remappings("left", "/color/image_raw/", "left/") == [
+        ("left/image", "/left/color/image_raw"), ("left/image/compressed", "/left/color/image_raw/compressed")]
+
+
+@pytest.mark.parametrize(("image", "camera_info"), [("/camera/image_raw", "/camera/camera_info"),
+                                                    ("/robot/front/image_rect", "/robot/front/camera_info"),
+                                                    ("/image_raw", "/camera_info"), ("image_raw", "camera_info"),
+                                                    ("cam/image", "cam/camera_info")])
+def test_camera_info_is_read_beside_the_image(image: str, camera_info: str) -> None:
+    assert _helper().camera_info_beside(image) == camera_info

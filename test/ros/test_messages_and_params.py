@@ -9,7 +9,7 @@ import torch
 
 from r2d2_ros.features import Features
 from r2d2_ros.ros.messages import DESCRIPTOR_ENCODINGS, decode_descriptors, encode_descriptors, features_to_message, message_to_arrays
-from r2d2_ros.ros.params import PARAMETERS, defaults, validate_update
+from r2d2_ros.ros.params import PARAMETERS, defaults, spec, validate_update
 from r2d2_ros.ros.pipeline import LatestFrameSlot, NodeStats
 
 
@@ -64,6 +64,8 @@ class TestParameters:
             ({"reliability_threshold": "high"}, "must be a float"),
             ({"min_size": 2000, "max_size": 1000}, "min_size <= max_size"),
             ({"use_compressed": True}, "read-only"),
+            ({"cameras": ["left", "right"]}, "read-only"),
+            ({"sync_tolerance": -0.1}, "sync_tolerance must be >= 0"),
         ],
     )
     def test_rejects_with_reason(self, changes: dict, message: str) -> None:
@@ -71,6 +73,14 @@ class TestParameters:
 
     def test_accepts_integer_for_float_and_ignores_foreign_parameters(self) -> None:
         assert validate_update(defaults(), {"min_scale": 0, "use_sim_time": True}) is None
+
+    @pytest.mark.parametrize(("cameras", "message"), [(["left", "left"], "must not repeat"),
+                                                      (["left", "/right"], "relative topic namespaces"),
+                                                      (["left", ""], "relative topic namespaces"),
+                                                      (["left", 3], "relative topic namespaces")])
+    def test_camera_lists_are_checked(self, cameras: list, message: str) -> None:
+        assert message in spec("cameras").check(cameras)
+        assert spec("cameras").check(["left", "stereo/right"]) is None
 
     def test_every_parameter_is_documented(self) -> None:
         assert all(spec.description for spec in PARAMETERS)
@@ -101,7 +111,7 @@ def test_stats_count_drops_by_cause() -> None:
     now[0] += 0.02
     stats.frame_published(arrivals[0])
     stats.frame_dropped("size", arrivals[1])
-    stats.frame_superseded()
+    stats.frame_discarded()
     snapshot = stats.snapshot()
     assert (snapshot.received, snapshot.published) == (3, 1)
     assert snapshot.dropped == {"size": 1, "superseded": 1}

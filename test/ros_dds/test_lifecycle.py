@@ -24,7 +24,7 @@ BROKEN_WORKER = textwrap.dedent(
     import sys
     from r2d2_ros.ros import node
 
-    def broken(self, message, received_at):
+    def broken(self, frames):
         raise RuntimeError("injected worker fault")
 
     node.R2D2Node._process = broken

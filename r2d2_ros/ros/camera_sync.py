@@ -1,0 +1,114 @@
+"""Pairs the frames of several cameras by stamp, without ROS: the node's synchronised-cameras mode.
+
+A set is complete when every camera has a frame within ``tolerance`` of the newest frame of the
+set (0: identical stamps, as hardware-triggered rigs give). Every pair is tried when its later
+frame arrives, so each frame is looked at once per arrival of another camera's frame. Frames that
+can no longer complete a set are returned as *unpaired*, for the node to count:
+
+- older than a set already emitted for their camera (they arrived too late);
+- pushed out of their camera's queue (``queue_size`` frames waiting without a partner);
+- left behind when a newer set is emitted, or passed over by every other camera's stream
+  (each camera's stamps increase, so a partner can only come from frames already queued).
+
+The tolerance should stay below half the frame period, or a frame may pair with its partner's
+neighbour.
+"""
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+__all__ = ["StampSynchronizer", "SyncResult"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class SyncResult(Generic[T]):
+    """What one frame's arrival produced: a complete set (by camera, in camera order) and the frames given up."""
+
+    matched: dict[str, T] | None = None
+    unpaired: list[T] = field(default_factory=list)
+
+
+class StampSynchronizer(Generic[T]):
+    """Collects frames per camera and emits sets with one frame of every camera, stamps within a tolerance.
+
+    Not thread-safe: the node calls it from one callback group that runs one callback at a time.
+    """
+
+    def __init__(self, cameras: Sequence[str], tolerance_ns: int = 0, queue_size: int = 8) -> None:
+        if len(cameras) < 2 or len(set(cameras)) != len(cameras):
+            raise ValueError(f"synchronisation needs two or more distinct cameras, got {list(cameras)}")
+        if tolerance_ns < 0 or queue_size < 1:
+            raise ValueError(f"tolerance_ns must be >= 0 and queue_size >= 1, got {tolerance_ns}, {queue_size}")
+        self.cameras = tuple(cameras)
+        self.tolerance_ns = tolerance_ns
+        self._queue_size = queue_size
+        self._stamps: dict[str, list[int]] = {camera: [] for camera in cameras}  # ascending
+        self._items: dict[str, list[T]] = {camera: [] for camera in cameras}
+        self._newest: dict[str, int | None] = {camera: None for camera in cameras}
+        self._emitted: dict[str, int | None] = {camera: None for camera in cameras}
+
+    def add(self, camera: str, stamp_ns: int, item: T) -> SyncResult[T]:
+        """Adds one camera's frame; returns the set it completes, if any, and every frame given up.
+
+        Raises:
+            KeyError: ``camera`` is not one of :attr:`cameras`.
+        """
+        stamps, items = self._stamps[camera], self._items[camera]
+        result: SyncResult[T] = SyncResult()
+        emitted = self._emitted[camera]
+        if emitted is not None and stamp_ns <= emitted:
+            result.unpaired.append(item)
+            return result
+        position = bisect.bisect_right(stamps, stamp_ns)
+        stamps.insert(position, stamp_ns)
+        items.insert(position, item)
+        newest = self._newest[camera]
+        self._newest[camera] = stamp_ns if newest is None else max(newest, stamp_ns)
+        if len(stamps) > self._queue_size:
+            del stamps[0]
+            result.unpaired.append(items.pop(0))
+        chosen = self._partners(camera, stamp_ns)
+        if chosen is not None:
+            result.matched = {name: self._items[name][index] for name, index in chosen.items()}
+            for name, index in chosen.items():
+                self._emitted[name] = self._stamps[name][index]
+                result.unpaired.extend(self._items[name][:index])
+                del self._stamps[name][: index + 1], self._items[name][: index + 1]
+        result.unpaired.extend(self._drop_hopeless())
+        return result
+
+    def _partners(self, camera: str, stamp_ns: int) -> dict[str, int] | None:
+        """Queue index of each camera's frame nearest to ``stamp_ns``, when all are within tolerance."""
+        chosen = {}
+        for name in self.cameras:
+            stamps = self._stamps[name]
+            if not stamps:
+                return None
+            index = min(range(len(stamps)), key=lambda i: abs(stamps[i] - stamp_ns))
+            if abs(stamps[index] - stamp_ns) > self.tolerance_ns:
+                return None
+            chosen[name] = index
+        return chosen
+
+    def _drop_hopeless(self) -> list[T]:
+        """Frames that no frame still to come can complete: another camera has moved past them."""
+        dropped = []
+        for camera in self.cameras:
+            stamps = self._stamps[camera]
+            while stamps and any(self._passed_over(stamps[0], other) for other in self.cameras if other != camera):
+                del stamps[0]
+                dropped.append(self._items[camera].pop(0))
+        return dropped
+
+    def _passed_over(self, stamp_ns: int, camera: str) -> bool:
+        """Whether ``camera`` can no longer give a partner for ``stamp_ns``: its stream is beyond it and
+        none of its waiting frames is close enough."""
+        newest = self._newest[camera]
+        if newest is None or newest <= stamp_ns + self.tolerance_ns:
+            return False
+        return all(abs(stamp - stamp_ns) > self.tolerance_ns for stamp in self._stamps[camera])
