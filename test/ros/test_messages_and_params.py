@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from r2d2_ros.features import Features
 from r2d2_ros.ros.messages import DESCRIPTOR_ENCODINGS, decode_descriptors, encode_descriptors, features_to_message, message_to_arrays
 from r2d2_ros.ros.params import PARAMETERS, defaults, spec, validate_update
 from r2d2_ros.ros.pipeline import LatestFrameSlot, NodeStats
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _features(n: int = 50, dim: int = 128) -> Features:
@@ -81,6 +85,48 @@ class TestParameters:
     def test_camera_lists_are_checked(self, cameras: list, message: str) -> None:
         assert message in spec("cameras").check(cameras)
         assert spec("cameras").check(["left", "stereo/right"]) is None
+
+    def test_defaults_are_those_of_the_shipped_parameters_file(self) -> None:
+        """config/r2d2.yaml is what users start from: the node's own defaults must say the same."""
+        text = (REPO / "config" / "r2d2.yaml").read_text()
+        shipped = yaml.safe_load(text)["/**"]["ros__parameters"]
+        shipped.pop("qos_overrides", None)
+        for name, value in shipped.items():
+            assert spec(name).default == pytest.approx(value), name
+        # rcl's YAML parser cannot read an empty list: the one default left out is shown commented.
+        assert set(defaults()) - set(shipped) == {"cameras"} and "# cameras: [left, right]" in text
+
+    @pytest.mark.parametrize(("name", "accepted", "refused"), [
+        ("reliability_threshold", [0.0, 1.0], [-0.01, 1.01]),  # probabilities
+        ("repeatability_threshold", [0.0, 1.0], [-0.01, 1.01]),
+        ("scale_f", [1.01, 2.0], [1.0, 0.5]),  # 1 would never shrink the image: an endless pyramid
+        ("min_scale", [0.0, 1.0], [-0.1, 1.1]),  # a fraction of the input, up to the input itself
+        ("max_scale", [0.0, 1.0, 2.0], [-0.1]),  # above 1 upsamples, which is allowed
+        ("top_k", [1], [0]),
+        ("min_size", [0], [-1]),
+        ("max_size", [0], [-1]),
+        ("overlay_max_keypoints", [0], [-1]),  # 0 draws the frame only
+        ("significant_bits", [1, 12, 16], [0, 17]),  # of 16-bit pixels
+        ("track_max_distance", [0.05, 2.0], [0.0, 2.01]),  # unit vectors are at most 2 apart
+        ("track_ransac_px", [0.1, 20.0], [0.0]),
+        ("sync_tolerance", [0.0, 0.5], [-0.001]),  # 0 = identical stamps
+        ("shutdown_timeout", [0.0], [-1.0]),  # 0 = do not wait for the frame in progress
+        ("stale_timeout", [0.1], [0.0]),
+        ("diagnostics_period", [0.1], [0.0]),
+    ])
+    def test_ranges_follow_what_each_value_means(self, name: str, accepted: list, refused: list) -> None:
+        for value in accepted:
+            assert spec(name).check(value) is None, (name, value)
+        for value in refused:
+            assert spec(name).check(value) is not None, (name, value)
+
+    @pytest.mark.parametrize(("name", "value"), [("diagnostics_period", 2.0), ("use_compressed", True),
+                                                 ("cameras", ["a", "b"])])
+    def test_what_is_fixed_at_start_up_is_read_only(self, name: str, value: object) -> None:
+        assert spec(name).read_only and "read-only" in validate_update(defaults(), {name: value})
+
+    def test_everything_else_changes_at_runtime(self) -> None:
+        assert {p.name for p in PARAMETERS if p.read_only} == {"diagnostics_period", "use_compressed", "cameras"}
 
     def test_every_parameter_is_documented(self) -> None:
         assert all(spec.description for spec in PARAMETERS)
