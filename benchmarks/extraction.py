@@ -1,7 +1,10 @@
 """Extraction benchmark: per-stage medians for VGA single-scale and 1024 px multi-scale,
 and the speed-up over the original implementation's timings on the reference images.
 
-    python benchmarks/extraction.py [--device cuda] [--precision fp32 fp16] [--repeats 5]
+    python benchmarks/extraction.py [--device cuda] [--precision fp32 fp16] [--repeats 5] [--stereo]
+
+--stereo times a synchronised pair instead (two VGA frames, the default pyramid): one extraction
+per camera against one batch of both (extract_multiscale_batch, as the node's cameras mode runs).
 
 Uses the original r2d2_WASF_N16 weights from ../shared/reference when present (so the
 comparison with the reference timings is like for like), else the bundled model.
@@ -21,7 +24,7 @@ import torch
 
 from r2d2_ros import ExtractionConfig, extract_multiscale, load_model, prepare_for_inference
 from r2d2_ros.device import resolve_device
-from r2d2_ros.extraction import NetworkRunner
+from r2d2_ros.extraction import NetworkRunner, extract_multiscale_batch
 from r2d2_ros.extraction.timing import StageTimer
 from r2d2_ros.image_io import read_rgb
 from r2d2_ros.weights import default_model_path
@@ -57,6 +60,29 @@ def time_extraction(model: torch.nn.Module | NetworkRunner, image: np.ndarray, c
     return {name: statistics.median(values) for name, values in stages.items()}, statistics.median(totals)
 
 
+def time_pair(model: torch.nn.Module | NetworkRunner, images: list[np.ndarray], config: ExtractionConfig,
+              repeats: int) -> tuple[float, float]:
+    """Median seconds for a pair of frames: one extraction each, and one batch of both (after a warm-up)."""
+    def one_by_one() -> None:
+        for image in images:
+            extract_multiscale(model, image, config).numpy()
+
+    def batched() -> None:
+        for features in extract_multiscale_batch(model, images, config):
+            features.numpy()
+
+    medians = []
+    for run in (one_by_one, batched):
+        run()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        medians.append(statistics.median(times))
+    return medians[0], medians[1]
+
+
 def _print_stages(title: str, stages: dict[str, float], total: float) -> None:
     print(f"\n### {title}\n\n| stage | median ms |\n|---|---|")
     for name, seconds in stages.items():
@@ -82,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (the reference used 2)")
     parser.add_argument("--skip-reference", action="store_true", help="skip the comparison with the original")
+    parser.add_argument("--stereo", action="store_true", help="only time a camera pair: one by one against one batch")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -91,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"model {model_path.name}, device {name}, torch {torch.__version__}, {args.repeats} repeats")
     vga, large = benchmark_image(640, 480), benchmark_image(1024, 768)
+    if args.stereo:
+        print("\n### A synchronised pair, two VGA frames, default pyramid\n")
+        print("| precision | one by one median ms | one batch median ms | ratio |\n|---|---|---|---|")
+        pair = [vga, np.ascontiguousarray(vga[:, ::-1])]
+        for precision in args.precision:
+            separate, batch = time_pair(model, pair, ExtractionConfig(precision=precision), args.repeats)
+            print(f"| {precision} | {separate * 1e3:.0f} | {batch * 1e3:.0f} | {separate / batch:.2f}x |")
+        return 0
     for precision in args.precision:
         for title, image, config in (
             ("VGA 640x480, single scale", vga, SINGLE_SCALE),
