@@ -12,6 +12,19 @@ from r2d2_ros.training.losses import (LossConfig, PairSampler, R2D2Loss, ap_loss
                                       quantized_average_precision)
 
 
+def test_defaults_are_the_original_recipe() -> None:
+    """SPEC section 4: weights 1, 1, 1; N = 16; 20 AP bins; kappa 0.5; the sampler's radii, border and
+    step; 400 distractors per image. The reliability schedule is this project's addition, off by default."""
+    config = LossConfig()
+    assert (config.ap_weight, config.cosim_weight, config.peaky_weight) == (1.0, 1.0, 1.0)
+    assert (config.patch_size, config.ap_bins, config.reliability_base) == (16, 20, 0.5)
+    assert (config.reliability_warmup_steps, config.reliability_ramp_steps) == (0, 0)
+    assert (config.border, config.query_step, config.positive_radius) == (16, 8, 3)
+    assert (config.negative_min_radius, config.negative_max_radius, config.distractors_per_image) == (5, 7, 400)
+    reliability = torch.tensor([0.25])
+    assert ap_loss(torch.tensor([0.8]), reliability).item() == pytest.approx(1 - 0.8 * 0.25 - 0.5 * 0.75)
+
+
 class TestQuantizedAveragePrecision:
     def test_perfect_ranking(self) -> None:
         ap = quantized_average_precision(torch.tensor([[1.0, 0.0, -0.5]]), torch.tensor([[1, 0, 0]]))
@@ -22,6 +35,10 @@ class TestQuantizedAveragePrecision:
         # precision at bin 9 = 0.5 / 1.5, at bin 10 = 1 / 2; recall 0.5 each: AP = 1/6 + 1/4.
         ap = quantized_average_precision(torch.tensor([[0.5, 1.0]]), torch.tensor([[1, 0]]))
         assert ap.item() == pytest.approx(5 / 12, abs=1e-6)
+
+    def test_scores_must_be_queries_by_candidates(self) -> None:
+        with pytest.raises(ValueError, match="expected a tensor of shape"):
+            quantized_average_precision(torch.rand(5), torch.ones(5, dtype=torch.bool))
 
     def test_is_differentiable(self) -> None:
         scores = torch.tensor([[0.6, 0.7, 0.2]], requires_grad=True)  # a negative ranks first
@@ -114,14 +131,27 @@ class TestCosimLoss:
         assert cosim_loss(rep1, rep2, flow).item() == pytest.approx(0, abs=1e-6)
         assert cosim_loss(other, rep2, flow).item() == pytest.approx(0, abs=1e-6)
 
-    def test_follows_the_flow(self) -> None:
-        rep1 = torch.rand(1, 1, 32, 40)
-        rep2 = torch.zeros(1, 1, 32, 40)
-        rep2[..., 3:] = rep1[..., :-3]  # image 2 is image 1 moved 3 px right
-        flow = _identity_flow(32, 40)
-        flow[:, 0] += 3
-        flow[:, :, :, -3:] = float("nan")
-        assert cosim_loss(rep1[..., :, :], rep2, flow).item() < cosim_loss(rep1, rep2, _identity_flow(32, 40)).item()
+    @pytest.mark.parametrize(("dx", "dy"), [(3, 0), (0, 3), (2, -4)])
+    def test_follows_the_flow_along_both_axes(self, dx: int, dy: int) -> None:
+        # A non-square map: the flow's x and y are scaled by different sides.
+        height, width = 32, 48
+        rep1 = torch.rand(1, 1, height, width)
+        rep2 = torch.roll(rep1, (dy, dx), dims=(2, 3))  # image 2 is image 1 moved by (dx, dy)
+        flow = _identity_flow(height, width)
+        flow[:, 0] += dx
+        flow[:, 1] += dy
+        wrapped = torch.zeros(height, width, dtype=torch.bool)  # what roll brought round the border
+        wrapped[slice(-dy, None) if dy > 0 else slice(0, -dy), :] = dy != 0
+        wrapped[:, slice(-dx, None) if dx > 0 else slice(0, -dx)] |= dx != 0
+        flow[:, :, wrapped] = float("nan")
+        assert cosim_loss(rep1, rep2, flow).item() == pytest.approx(0, abs=1e-5)
+        assert cosim_loss(rep1, rep2, _identity_flow(height, width)).item() > 0.05
+
+    @pytest.mark.parametrize(("rep_shape", "flow_shape"), [((1, 2, 32, 32), (1, 2, 32, 32)),
+                                                           ((1, 1, 32, 32), (1, 3, 32, 32))])
+    def test_wrong_shapes_are_refused(self, rep_shape: tuple, flow_shape: tuple) -> None:
+        with pytest.raises(ValueError, match="expected a tensor of shape"):
+            cosim_loss(torch.rand(rep_shape), torch.rand(rep_shape), torch.rand(flow_shape))
 
 
 class TestPeakyLoss:
