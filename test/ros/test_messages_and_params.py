@@ -77,6 +77,21 @@ class TestParameters:
 
     def test_accepts_integer_for_float_and_ignores_foreign_parameters(self) -> None:
         assert validate_update(defaults(), {"min_scale": 0, "use_sim_time": True}) is None
+        # A foreign parameter does not end the checks of those after it.
+        assert "top_k must be >= 1" in validate_update(defaults(), {"use_sim_time": True, "top_k": 0})
+
+    def test_every_default_passes_its_own_check(self) -> None:
+        assert {p.name: p.check(p.default) for p in PARAMETERS} == {p.name: None for p in PARAMETERS}
+
+    @pytest.mark.parametrize(("name", "accepted", "refused"), [
+        ("device", ["auto", "cpu", "cuda", "cuda:1"], ["gpu", "cuda:", "cuda:x", " cpu"]),
+        ("heatmap_colormap", ["turbo", "gray"], ["rainbow"]),
+        ("descriptor_encoding", ["float32", "float16", "uint8"], ["float64"]),
+        ("backend", ["torch", "onnxruntime"], ["tensorflow"]),
+    ])
+    def test_string_choices(self, name: str, accepted: list, refused: list) -> None:
+        assert [spec(name).check(value) for value in accepted] == [None] * len(accepted)
+        assert all(spec(name).check(value) for value in refused)
 
     @pytest.mark.parametrize(("cameras", "message"), [(["left", "left"], "must not repeat"),
                                                       (["left", "/right"], "relative topic namespaces"),
