@@ -11,7 +11,8 @@ can no longer complete a set are returned as *unpaired*, for the node to count:
   (each camera's stamps increase, so a partner can only come from frames already queued).
 
 The tolerance should stay below half the frame period, or a frame may pair with its partner's
-neighbour.
+neighbour. Stamps that jump back by more than ``jump_back_ns`` (a bag replayed in a loop, a
+simulator restarted) start the pairing over instead of making every later frame "late".
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class SyncResult(Generic[T]):
 
     matched: dict[str, T] | None = None
     unpaired: list[T] = field(default_factory=list)
+    restarted: bool = False  # time jumped back: every waiting frame was given up (in ``unpaired``)
 
 
 class StampSynchronizer(Generic[T]):
@@ -39,7 +41,8 @@ class StampSynchronizer(Generic[T]):
     Not thread-safe: the node calls it from one callback group that runs one callback at a time.
     """
 
-    def __init__(self, cameras: Sequence[str], tolerance_ns: int = 0, queue_size: int = 8) -> None:
+    def __init__(self, cameras: Sequence[str], tolerance_ns: int = 0, queue_size: int = 8,
+                 jump_back_ns: int = 1_000_000_000) -> None:
         if len(cameras) < 2 or len(set(cameras)) != len(cameras):
             raise ValueError(f"synchronisation needs two or more distinct cameras, got {list(cameras)}")
         if tolerance_ns < 0 or queue_size < 1:
@@ -47,10 +50,18 @@ class StampSynchronizer(Generic[T]):
         self.cameras = tuple(cameras)
         self.tolerance_ns = tolerance_ns
         self._queue_size = queue_size
-        self._stamps: dict[str, list[int]] = {camera: [] for camera in cameras}  # ascending
-        self._items: dict[str, list[T]] = {camera: [] for camera in cameras}
-        self._newest: dict[str, int | None] = {camera: None for camera in cameras}
-        self._emitted: dict[str, int | None] = {camera: None for camera in cameras}
+        self._jump_back_ns = jump_back_ns
+        self._items: dict[str, list[T]] = {camera: [] for camera in self.cameras}
+        self._start_over()
+
+    def _start_over(self) -> list[T]:
+        """Forgets every stamp; returns the frames that were waiting."""
+        waiting = [item for items in self._items.values() for item in items]
+        self._stamps: dict[str, list[int]] = {camera: [] for camera in self.cameras}  # ascending
+        self._items = {camera: [] for camera in self.cameras}
+        self._newest: dict[str, int | None] = {camera: None for camera in self.cameras}
+        self._emitted: dict[str, int | None] = {camera: None for camera in self.cameras}
+        return waiting
 
     def add(self, camera: str, stamp_ns: int, item: T) -> SyncResult[T]:
         """Adds one camera's frame; returns the set it completes, if any, and every frame given up.
@@ -58,12 +69,14 @@ class StampSynchronizer(Generic[T]):
         Raises:
             KeyError: ``camera`` is not one of :attr:`cameras`.
         """
-        stamps, items = self._stamps[camera], self._items[camera]
         result: SyncResult[T] = SyncResult()
         emitted = self._emitted[camera]
-        if emitted is not None and stamp_ns <= emitted:
+        if emitted is not None and stamp_ns < emitted - self._jump_back_ns:
+            result.unpaired, result.restarted = self._start_over(), True
+        elif emitted is not None and stamp_ns <= emitted:
             result.unpaired.append(item)
             return result
+        stamps, items = self._stamps[camera], self._items[camera]
         position = bisect.bisect_right(stamps, stamp_ns)
         stamps.insert(position, stamp_ns)
         items.insert(position, item)

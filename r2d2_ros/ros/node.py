@@ -255,7 +255,10 @@ class R2D2Node(Node):
         result = self._synchronizer.add(camera.name, stamp_ns, message)
         for _ in result.unpaired:
             self._stats.frame_discarded(UNPAIRED)
-        if result.unpaired:
+        if result.restarted:
+            self.get_logger().warning(f"{_camera_topic(camera.name, 'image')}: stamps jumped back (a replay loop?): "
+                                      "pairing starts over")
+        elif result.unpaired:
             self.get_logger().warning(
                 f"frames without a partner within sync_tolerance {self._values['sync_tolerance']:g} s were dropped; "
                 "raise it for cameras without a shared trigger", throttle_duration_sec=10.0)

@@ -78,6 +78,16 @@ def test_an_out_of_order_frame_is_queued_in_stamp_order() -> None:
     assert unpaired == []
 
 
+def test_a_replay_loop_starts_the_pairing_over() -> None:
+    sync: StampSynchronizer[str] = StampSynchronizer(["left", "right"])
+    _feed(sync, [("left", 5000), ("right", 5000), ("left", 5033)])
+    restart = sync.add("right", 0, "right@0")  # the bag starts again: 5 s back
+    assert restart.restarted and restart.unpaired == ["left@5033"] and restart.matched is None
+    sets, unpaired = _feed(sync, [("left", 0), ("left", 33), ("right", 33)])
+    assert sets == [{"left": "left@0", "right": "right@0"}, {"left": "left@33", "right": "right@33"}]
+    assert unpaired == []
+
+
 @pytest.mark.parametrize(("cameras", "tolerance", "queue"), [(["left"], 0, 4), (["a", "a"], 0, 4),
                                                              (["a", "b"], -1, 4), (["a", "b"], 0, 0)])
 def test_bad_settings_are_refused(cameras: list[str], tolerance: int, queue: int) -> None:
