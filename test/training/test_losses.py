@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
+from r2d2_ros.model.nets import Quad_L2Net_ConfCFS, R2D2Output
 from r2d2_ros.training.losses import (LossConfig, PairSampler, R2D2Loss, ap_loss, cosim_loss, peaky_loss,
                                       quantized_average_precision)
 
@@ -238,3 +238,141 @@ def test_sampler_finds_the_true_match_near_the_flow_and_averages_both_reliabilit
     ys, xs = torch.meshgrid(torch.arange(16, 48, 8), torch.arange(16, 48, 8), indexing="ij")
     expected = (reliability1[0, 0, ys, xs] + reliability2[0, 0, ys, xs + 3]) / 2
     torch.testing.assert_close(reliability, expected.reshape(-1))
+
+
+def _unit(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.nn.functional.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=1)
+
+
+class TestGroundTruthAtImage2Borders:
+    """SPEC: ground truth = truncate(aflow + 0.5), valid if inside image 2; ring negatives outside are left out."""
+
+    SIZE = 56  # queries at 16, 24, 32 on both axes: 9 per image
+
+    def _sample(self, targets: list[tuple[float, float]], descriptors2: torch.Tensor | None = None,
+                reliability2: torch.Tensor | None = None):
+        size = self.SIZE
+        descriptors1 = _unit(1, 8, size, size)
+        flow = torch.full((1, 2, size, size), float("nan"))
+        for (x, y), (qy, qx) in zip(targets, [(y, x) for y in (16, 24, 32) for x in (16, 24, 32)]):
+            flow[0, :, qy, qx] = torch.tensor([x, y])
+        return descriptors1, PairSampler(LossConfig(distractors_per_image=10))(
+            descriptors1, descriptors1 if descriptors2 is None else descriptors2,
+            torch.full((1, 1, size, size), 0.2), torch.full((1, 1, size, size), 0.4) if reliability2 is None else reliability2,
+            flow, torch.Generator().manual_seed(0))
+
+    def test_validity_follows_the_original_rounding(self) -> None:
+        edge = self.SIZE - 0.5  # rounds to SIZE: outside
+        targets = [(-0.6, 10.0), (-1.6, 10.0), (edge - 0.01, 10.0), (edge, 10.0),
+                   (10.0, -0.6), (10.0, -1.6), (10.0, edge - 0.01), (10.0, edge), (float("nan"), 10.0)]
+        *_, valid = self._sample(targets)[1]
+        # trunc(-0.6 + 0.5) = trunc(-0.1) = 0: inside (the original truncates towards zero)
+        assert valid.tolist() == [True, False, True, False, True, False, True, False, False]
+
+    @pytest.mark.parametrize("corner", ["top left", "bottom right"])
+    def test_a_match_in_a_corner_of_image_2(self, corner: str) -> None:
+        last = self.SIZE - 1
+        x, y = (0, 0) if corner == "top left" else (last, last)
+        descriptors1 = _unit(1, 8, self.SIZE, self.SIZE)
+        descriptors2 = _unit(1, 8, self.SIZE, self.SIZE, seed=1)
+        descriptors2[0, :, y, x] = descriptors1[0, :, 16, 16]  # the true match of the first query
+        reliability2 = torch.full((1, 1, self.SIZE, self.SIZE), 0.4)
+        reliability2[0, 0, y, x] = 1.0
+        flow_targets = [(float(x), float(y))] + [(float("nan"), 0.0)] * 8
+        _, (scores, _, counted, reliability, valid) = self._sample(flow_targets, descriptors2, reliability2)
+        assert valid.tolist() == [True] + [False] * 8
+        assert scores[0, 0].item() == pytest.approx(1.0, abs=1e-6), "the corner pixel itself is a positive"
+        assert reliability[0].item() == pytest.approx((0.2 + 1.0) / 2), "the best positive is the corner"
+        offsets = PairSampler(LossConfig()).negative_offsets
+        inside = (offsets >= 0).all(dim=1) if corner == "top left" else (offsets <= 0).all(dim=1)
+        assert counted[0, 1:81].tolist() == inside.tolist()
+
+
+def test_distractors_near_the_true_match_score_zero_in_its_own_image_only() -> None:
+    """Image 2 of pair 0 holds the queries' descriptor everywhere (score 1), pair 1's its opposite (-1)."""
+    size, count = 48, 40_000
+    query = _unit(1, 8, 1, 1)[0, :, 0, 0]
+    descriptors1 = query.view(1, 8, 1, 1).expand(2, 8, size, size).clone()
+    descriptors2 = torch.stack([query, -query]).view(2, 8, 1, 1).expand(2, 8, size, size).clone()
+    flow = _identity_flow(size, size).expand(2, -1, -1, -1).clone()
+    scores, *_ = PairSampler(LossConfig(distractors_per_image=count))(
+        descriptors1, descriptors2, torch.ones(2, 1, size, size), torch.ones(2, 1, size, size), flow,
+        torch.Generator().manual_seed(0))
+    first_pair = scores[:4, 81:]  # the 2 x 2 queries of pair 0, against both images' distractors
+    own, other = first_pair[:, :count], first_pair[:, count:]
+    assert torch.isclose(other, torch.tensor(-1.0), atol=1e-5).all(), "distractors in the other image keep their score"
+    zeroed = (own == 0).sum(dim=1).float()
+    # 69 of the 48 x 48 pixels lie within d^2 < 25 of a match: 40,000 * 69 / 2304 = 1198 expected.
+    assert ((zeroed > 1080) & (zeroed < 1320)).all(), zeroed
+    assert ((own == 0) | torch.isclose(own, torch.tensor(1.0), atol=1e-5)).all()
+
+
+class TestTotalLoss:
+    SIZE = 48
+
+    def _outputs(self, seed: int) -> R2D2Output:
+        generator = torch.Generator().manual_seed(seed)
+        size = self.SIZE
+        return R2D2Output(_unit(2, 8, size, size, seed=seed), torch.rand(2, 1, size, size, generator=generator),
+                          torch.rand(2, 1, size, size, generator=generator))
+
+    def test_terms_and_their_weighted_sum(self) -> None:
+        out1, out2 = self._outputs(0), self._outputs(1)
+        out2.descriptors = out1.descriptors  # identical images under the identity flow
+        flow = _identity_flow(self.SIZE, self.SIZE).expand(2, -1, -1, -1).clone()
+        config = LossConfig(ap_weight=2.0, cosim_weight=3.0, peaky_weight=5.0, distractors_per_image=100)
+        terms = R2D2Loss(config)(out1, out2, flow, torch.Generator().manual_seed(0))
+        assert terms["mean_ap"].item() > 0.99, "the positive ranks first for every query"
+        peaky = (peaky_loss(out1.repeatability) + peaky_loss(out2.repeatability)) / 2
+        torch.testing.assert_close(terms["peaky"], peaky)
+        torch.testing.assert_close(terms["cosim"], cosim_loss(out1.repeatability, out2.repeatability, flow))
+        torch.testing.assert_close(terms["total"], 2 * terms["ap"] + 3 * terms["cosim"] + 5 * terms["peaky"])
+        # Full reliability weighting by default: 1 - AP r - kappa (1 - r), averaged over the queries.
+        scores, labels, counted, reliability, valid = PairSampler(config)(
+            out1.descriptors, out2.descriptors, out1.reliability, out2.reliability, flow, torch.Generator().manual_seed(0))
+        ap = quantized_average_precision(scores, labels, 20, counted)
+        torch.testing.assert_close(terms["ap"], (1 - ap * reliability - 0.5 * (1 - reliability)).mean())
+
+    def test_no_valid_query_gives_a_zero_ap_term_that_still_backpropagates(self) -> None:
+        out1, out2 = self._outputs(0), self._outputs(1)
+        out1.descriptors.requires_grad_(True)
+        flow = torch.full((2, 2, self.SIZE, self.SIZE), float("nan"))
+        terms = R2D2Loss(LossConfig(distractors_per_image=10))(out1, out2, flow, torch.Generator().manual_seed(0))
+        assert terms["ap"].item() == 0.0 and terms["mean_ap"].item() == 0.0
+        terms["total"].backward()
+        assert torch.isfinite(out1.descriptors.grad).all()
+
+
+class TestCosimDefinition:
+    def test_matches_a_loop_over_windows_of_stride_eight(self) -> None:
+        generator = torch.Generator().manual_seed(0)
+        rep1, rep2 = torch.rand(1, 1, 40, 48, generator=generator), torch.rand(1, 1, 40, 48, generator=generator)
+        cosines = [torch.nn.functional.cosine_similarity(rep1[0, 0, y : y + 16, x : x + 16].reshape(-1),
+                                                         rep2[0, 0, y : y + 16, x : x + 16].reshape(-1), dim=0)
+                   for y in range(0, 40 - 15, 8) for x in range(0, 48 - 15, 8)]
+        expected = 1 - torch.stack(cosines).mean()
+        torch.testing.assert_close(cosim_loss(rep1, rep2, _identity_flow(40, 48)), expected)
+
+    def test_a_single_patch(self) -> None:
+        rep = torch.rand(1, 1, 16, 16)
+        assert cosim_loss(rep, rep, _identity_flow(16, 16)).item() == pytest.approx(0, abs=1e-6)
+
+    def test_each_pair_of_a_batch_is_masked_by_its_own_flow(self) -> None:
+        rep1 = torch.rand(2, 1, 32, 32)
+        rep2 = rep1.clone()
+        rep2[1, :, :, 16:] = torch.rand(1, 1, 32, 16)  # pair 1 differs where its flow leaves image 2
+        flow = _identity_flow(32, 32).expand(2, -1, -1, -1).clone()
+        flow[1, 0, :, 16:] = 40.0  # finite, but outside image 2: not seen
+        assert cosim_loss(rep1, rep2, flow).item() == pytest.approx(0, abs=1e-6)
+        flow[1, 0, :, 16:] = float("nan")
+        assert cosim_loss(rep1, rep2, flow).item() == pytest.approx(0, abs=1e-6)
+
+    def test_a_batch_averages_the_covered_patches_of_all_its_pairs(self) -> None:
+        generator = torch.Generator().manual_seed(3)
+        rep1, rep2 = torch.rand(2, 1, 32, 32, generator=generator), torch.rand(2, 1, 32, 32, generator=generator)
+        flow = _identity_flow(32, 32).expand(2, -1, -1, -1).clone()
+        flow[1, :, :, 16:] = float("nan")  # pair 1: the right half has no correspondence
+        alone = [cosim_loss(rep1[i : i + 1], rep2[i : i + 1], flow[i : i + 1]) for i in range(2)]
+        covered = [9, 6]  # 16x16 windows at stride 8: 3 x 3, of which 3 x 2 touch pair 1's left half
+        similarity = sum((1 - loss) * n for loss, n in zip(alone, covered))
+        torch.testing.assert_close(cosim_loss(rep1, rep2, flow), 1 - similarity / sum(covered))
