@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 
 import pytest
 import torch
 
 from r2d2_ros.model import CheckpointError, load_checkpoint, load_model, parse_arch, prepare_for_inference, save_checkpoint
+from r2d2_ros.model.checkpoint import Checkpoint
 from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
 
 
@@ -142,3 +144,74 @@ class TestPartialAndInterrupted:
         assert load_checkpoint(path).meta == {"step": 1}
         assert torch.equal(load_model(path).ops[0].weight, old.ops[0].weight)
         assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+class TestFormatDetails:
+    """What the file holds, checked on files written by hand where the format is the point."""
+
+    def test_the_version_1_layout_that_committed_weights_use(self, tmp_path: Path) -> None:
+        net = Quad_L2Net_ConfCFS(mchan=6)
+        path = tmp_path / "by_hand.pt"
+        torch.save({"format": "r2d2_ros", "version": 1, "arch": {"name": "Quad_L2Net_ConfCFS", "kwargs": {"mchan": 6}},
+                    "state_dict": net.state_dict(), "config": {"lr": 0.1}, "meta": {"step": 5}, "optimizer": {"x": 1}},
+                   path)
+        checkpoint = load_checkpoint(path)
+        assert checkpoint.arch.to_string() == "Quad_L2Net_ConfCFS(mchan=6)"
+        assert (checkpoint.config, checkpoint.meta, checkpoint.extra) == ({"lr": 0.1}, {"step": 5}, {"optimizer": {"x": 1}})
+        torch.save({**torch.load(path, weights_only=True), "version": 2}, path)
+        with pytest.raises(CheckpointError, match="version 2"):
+            load_checkpoint(path)
+
+    def test_what_save_writes(self, tmp_path: Path) -> None:
+        path = tmp_path / "new" / "folder" / "model.pt"  # folders are created
+        save_checkpoint(path, Quad_L2Net_ConfCFS(mchan=6), extra={"optimizer": {"step": 3}})
+        content = torch.load(path, weights_only=True)
+        assert (content["format"], content["version"]) == ("r2d2_ros", 1)
+        assert content["arch"] == {"name": "Quad_L2Net_ConfCFS", "kwargs": {"mchan": 6}}
+        assert (content["config"], content["meta"], content["optimizer"]) == ({}, {}, {"step": 3})
+        assert path.stat().st_mode & 0o777 == 0o644, "readable by the other users of a robot"
+        checkpoint = load_checkpoint(path)
+        assert checkpoint.extra == {"optimizer": {"step": 3}} and checkpoint.arch.kwargs == {"mchan": 6}
+
+    def test_an_optimizer_state_with_defaultdicts_loads_safely(self, tmp_path: Path) -> None:
+        path = tmp_path / "with_state.pt"
+        save_checkpoint(path, Quad_L2Net_ConfCFS(), extra={"state": collections.defaultdict(list, {"a": [1]})})
+        assert load_checkpoint(path).extra["state"] == {"a": [1]}
+
+    def test_an_original_checkpoint_from_data_parallel(self, tmp_path: Path) -> None:
+        net = Quad_L2Net_ConfCFS()
+        path = tmp_path / "original.pt"
+        torch.save({"net": "Quad_L2Net_ConfCFS()", "state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}},
+                   path)
+        model = load_model(path)
+        assert model.checkpoint_meta == {"source": "original R2D2 checkpoint"}
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in net.state_dict().items())
+
+    @pytest.mark.parametrize(("content", "message"), [
+        ({"state_dict": {}}, "unknown checkpoint format"),  # weights alone say nothing of the network
+        ({"net": "Quad_L2Net_ConfCFS()", "state_dict": {"w": 1}}, "not a mapping of tensors"),
+        ({"format": "r2d2_ros", "version": 1, "arch": "Quad_L2Net_ConfCFS()", "state_dict": {}}, "malformed 'arch'"),
+        ({"format": "r2d2_ros", "version": 1, "arch": {"kwargs": {}}, "state_dict": {}}, "malformed 'arch'"),
+    ])
+    def test_malformed_contents(self, tmp_path: Path, content: dict, message: str) -> None:
+        path = tmp_path / "bad.pt"
+        torch.save(content, path)
+        with pytest.raises(CheckpointError, match=message) as error:
+            load_checkpoint(path)
+        assert error.value.path == str(path) and message in error.value.problem
+
+    def test_a_checkpoint_built_in_code_has_empty_config_and_meta(self) -> None:
+        checkpoint = Checkpoint(parse_arch("Quad_L2Net_ConfCFS()"), {})
+        assert (checkpoint.config, checkpoint.meta, checkpoint.extra) == ({}, {}, {})
+
+
+@pytest.mark.parametrize(("text", "accepted"), [("Quad_L2Net_ConfCFS(dim=64)", True), ("Quad_L2Net_ConfCFS(mchan=1)", True),
+                                                ("Quad_L2Net_ConfCFS(mchan=0)", False),
+                                                ("Quad_L2Net_ConfCFS(mchan=True)", False),
+                                                ("Quad_L2Net_ConfCFS(mchan='4')", False)])
+def test_architecture_arguments(text: str, accepted: bool) -> None:
+    if accepted:
+        assert parse_arch(text).to_string() == text
+    else:
+        with pytest.raises(ValueError, match="must be a positive integer"):
+            parse_arch(text)
