@@ -50,6 +50,26 @@ class TestExtractionConfig:
         with pytest.raises(ValueError):
             ExtractionConfig(**changes)
 
+    @pytest.mark.parametrize("changes", [{"scale_f": "1.5"}, {"reliability_threshold": True}, {"min_size": 2.0},
+                                         {"max_size": -1}])
+    def test_rejects_wrong_types(self, changes: dict) -> None:
+        with pytest.raises(ValueError, match="must be a"):
+            ExtractionConfig(**changes)
+
+    @pytest.mark.parametrize("changes", [{"reliability_threshold": 0.0, "repeatability_threshold": 1.0},
+                                         {"reliability_threshold": 1.0, "repeatability_threshold": 0.0},
+                                         {"min_size": 512, "max_size": 512}, {"top_k": 1},
+                                         {"precision": "fp16"}, {"precision": "bf16"}, {"precision": "fp32"}])
+    def test_accepts_the_limits(self, changes: dict) -> None:
+        assert ExtractionConfig(**changes).replace() == ExtractionConfig(**changes)
+
+    def test_defaults_are_the_originals(self) -> None:
+        """SPEC section 3: scale 2^0.25, min_scale 0, max_scale 1, 256..1024 px, both thresholds 0.7, top 5000."""
+        config = ExtractionConfig()
+        assert config.scale_f == 2**0.25 and (config.min_scale, config.max_scale) == (0.0, 1.0)
+        assert (config.min_size, config.max_size, config.top_k) == (256, 1024, 5000)
+        assert (config.reliability_threshold, config.repeatability_threshold) == (0.7, 0.7)
+
     def test_unknown_keys_raise(self) -> None:
         with pytest.raises(ValueError, match="unknown extraction settings"):
             ExtractionConfig.from_dict({"topk": 10})
