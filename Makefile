@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 IN_ENV := . ./activate &&
 
-.PHONY: setup demo test bench gpu-check mutation
+.PHONY: setup demo test bench gpu-check mutation mutation-recheck
 
 setup:
 	@bash tools/setup.sh
@@ -25,3 +25,8 @@ gpu-check: setup
 # slow, so not in CI. MODULES="nms metrics" runs only those; the report is in .mutation/report/.
 mutation: setup
 	@bash tools/mutation.sh $(MODULES)
+
+# After adding tests: re-test only the last run's survivors (minutes, not hours), e.g.
+# make mutation-recheck MODULES="params losses".
+mutation-recheck: setup
+	@$(IN_ENV) python tools/mutation_recheck.py $(MODULES)

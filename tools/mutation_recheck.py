@@ -1,0 +1,99 @@
+"""Re-tests only the mutants that survived the last `make mutation`, after tests were added.
+
+    python tools/mutation_recheck.py params losses     # modules by name (the .py file's stem)
+
+A full mutation run takes hours on two cores; the survivors are a small share. Each survivor's
+diff in .mutation/report/<module>.txt is applied to a private copy of the work tree and the
+module's tests (the same as tools/mutation.sh runs) decide: killed or still surviving. The mutants
+still alive are written to .mutation/report/<module>.recheck.txt, one line of counts per module
+is printed.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REPORT = REPO / ".mutation" / "report"
+
+
+def module_tests() -> dict[str, tuple[str, list[str]]]:
+    """Module stem -> (module path, its tests), from tools/mutation.sh's MODULES table."""
+    table = {}
+    for line in (REPO / "tools" / "mutation.sh").read_text().splitlines():
+        match = re.match(r'\s*"(r2d2_ros/[^|]+)\|([^"]+)"', line)
+        if match:
+            table[Path(match.group(1)).stem] = (match.group(1), match.group(2).split())
+    return table
+
+
+def apply_mutant(source: str, diff: str) -> str | None:
+    """``source`` with one mutmut hunk applied; None when its removed lines are not where the hunk says."""
+    lines = diff.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("@@"))
+    start = int(re.match(r"@@ -(\d+)", lines[header]).group(1)) - 1
+    body = lines[header + 1 :]
+    first_change = next(i for i, line in enumerate(body) if line.startswith(("-", "+")))
+    removed = [line[1:] for line in body if line.startswith("-")]
+    added = [line[1:] + "\n" for line in body if line.startswith("+")]
+    source_lines = source.splitlines(keepends=True)
+    at = start + first_change
+    if [line.rstrip("\n") for line in source_lines[at : at + len(removed)]] != removed:
+        return None
+    source_lines[at : at + len(removed)] = added
+    return "".join(source_lines)
+
+
+def recheck(name: str, module: str, tests: list[str]) -> tuple[int, list[str]]:
+    """Applies every survivor of ``module``; returns how many its tests now kill and the diffs still alive."""
+    report = (REPORT / f"{name}.txt").read_text()
+    diffs = re.split(r"(?m)^# mutant \d+\n", report)[1:]
+    work = Path(tempfile.mkdtemp(prefix=f"mutation_recheck_{name}_"))
+    try:
+        files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                               text=True, check=True).stdout.splitlines()
+        for file in files:
+            if (REPO / file).is_file():
+                (work / file).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / file, work / file)
+        original = (work / module).read_text()
+        killed, alive = 0, []
+        for diff in diffs:
+            mutated = apply_mutant(original, diff)
+            if mutated is None:
+                alive.append(f"# not applied (the module changed since the run)\n{diff}")
+                continue
+            (work / module).write_text(mutated)
+            result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                                    cwd=work, capture_output=True, env={**os.environ, "PYTHONPATH": str(work)})
+            if result.returncode:
+                killed += 1
+            else:
+                alive.append(diff)
+        return killed, alive
+    finally:
+        shutil.rmtree(work)
+
+
+def main(argv: list[str]) -> int:
+    table = module_tests()
+    unknown = [name for name in argv if name not in table or not (REPORT / f"{name}.txt").exists()]
+    if unknown or not argv:
+        print(f"mutation_recheck: name modules with a report among {sorted(table)}; not usable: {unknown}")
+        return 2
+    for name in argv:
+        module, tests = table[name]
+        killed, alive = recheck(name, module, tests)
+        (REPORT / f"{name}.recheck.txt").write_text("\n".join(alive))
+        print(f"| {module} | survivors of the last run {killed + len(alive)} | now killed {killed} | "
+              f"still surviving {len(alive)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
