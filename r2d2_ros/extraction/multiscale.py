@@ -35,7 +35,6 @@ _SCALE_EPS = 0.001
 # The Fast net pools by 2 before it upsamples: a level 1 pixel high or wide has no output at all.
 _MIN_LEVEL_SIDE = 2
 _PATCH_DIAMETER = 32.0
-_INTEGER_RANGE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
 @dataclass(frozen=True)

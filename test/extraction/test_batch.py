@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from r2d2_ros.extraction import ExtractionConfig, TorchRunner, extract_multiscale, extract_multiscale_batch, pyramid_levels
+from r2d2_ros.extraction import (ExtractionConfig, TorchRunner, extract_multiscale, extract_multiscale_batch, image_to_tensor,
+                                 pyramid_levels)
 from r2d2_ros.model import prepare_for_inference
 from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
 
@@ -74,3 +75,17 @@ def test_an_empty_pyramid_gives_empty_features_for_every_image(model: torch.nn.M
     config = CONFIG.replace(max_scale=0.001)
     found = extract_multiscale_batch(model, [rectangles_image(96, 128, 10), rectangles_image(96, 128, 10)], config)
     assert [len(f) for f in found] == [0, 0]
+
+
+def test_a_normalised_tensor_is_taken_as_is(model: torch.nn.Module) -> None:
+    image = rectangles_image(96, 128, 40, seed=5)
+    from_pixels = extract_multiscale(model, image, CONFIG)
+    from_tensor = extract_multiscale(model, image_to_tensor(image), CONFIG)
+    torch.testing.assert_close(from_tensor.keypoints, from_pixels.keypoints)
+    assert from_pixels.maps is None, "maps only when asked for"
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 32, 32), (1, 4, 32, 32), (1, 1, 32, 32)])
+def test_a_tensor_that_is_not_one_normalised_image_is_refused(model: torch.nn.Module, shape: tuple) -> None:
+    with pytest.raises(ValueError, match=r"must be \(1, 3, H, W\)"):
+        extract_multiscale(model, torch.zeros(shape), CONFIG)

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from r2d2_ros.extraction import ExtractionConfig, image_to_tensor, nms_mask, pyramid_levels, top_k_indices
-from r2d2_ros.extraction.multiscale import IMAGENET_MEAN, IMAGENET_STD
+from r2d2_ros.extraction import ExtractionConfig, image_to_tensor, nms_mask, pyramid_images, pyramid_levels, top_k_indices
 
 
 class TestPyramidLevels:
@@ -21,8 +20,26 @@ class TestPyramidLevels:
             assert [32 / lvl.scale for lvl in used] == pytest.approx([lvl["kp_scale"] for lvl in image["pyramid"]])
 
     def test_brooklyn_skips_levels_above_max_size(self) -> None:
+        """SPEC: brooklyn 1280x820 -> first used level 905x580, reached via 1076x690."""
         levels = pyramid_levels(820, 1280, ExtractionConfig())
-        assert [(lvl.width, lvl.used) for lvl in levels[:3]] == [(1280, False), (1076, False), (905, True)]
+        assert [(lvl.width, lvl.height, lvl.used) for lvl in levels[:3]] == [
+            (1280, 820, False), (1076, 690, False), (905, 580, True)]
+
+    def test_a_small_image_runs_at_its_own_scale_even_when_upsampling_is_allowed(self) -> None:
+        used = [(lvl.scale, lvl.height, lvl.width) for lvl in pyramid_levels(100, 120, ExtractionConfig(max_scale=2.0))
+                if lvl.used]
+        assert used == [(1.0, 100, 120)]
+
+    def test_each_level_is_resized_from_the_previous_one_bilinearly_without_corner_alignment(self) -> None:
+        """SPEC: bilinear, align_corners False, no antialias, from the previous level's normalised tensor."""
+        image = torch.rand(1, 3, 64, 80, generator=torch.Generator().manual_seed(0))
+        config = ExtractionConfig(min_size=0, max_size=80, min_scale=0.4)
+        previous = image
+        for level, level_image in pyramid_images(image, config):
+            if (level.height, level.width) != tuple(previous.shape[-2:]):
+                previous = torch.nn.functional.interpolate(previous, (level.height, level.width), mode="bilinear",
+                                                           align_corners=False)
+            torch.testing.assert_close(level_image, previous, rtol=0, atol=0)
 
     def test_single_scale(self) -> None:
         config = ExtractionConfig(min_scale=1.0, min_size=0, max_size=10_000)
@@ -77,11 +94,19 @@ class TestExtractionConfig:
 
 class TestImageToTensor:
     def test_rgb_uint8_normalisation(self) -> None:
-        image = np.full((2, 3, 3), 255, np.uint8)
+        """SPEC section 3: RGB / 255, ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225)."""
+        image = np.zeros((2, 3, 3), np.uint8)
+        image[:, :] = (255, 0, 51)  # a different value per channel: swaps and per-channel errors show
         tensor = image_to_tensor(image)
-        expected = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+        expected = torch.tensor([(1 - 0.485) / 0.229, (0 - 0.456) / 0.224, (0.2 - 0.406) / 0.225])
         assert tensor.shape == (1, 3, 2, 3)
-        assert torch.allclose(tensor[0, :, 0, 0], expected)
+        torch.testing.assert_close(tensor[0, :, 1, 2], expected)
+        white16 = image_to_tensor(np.full((2, 3), 65535, np.uint16))[0, :, 0, 0]
+        torch.testing.assert_close(white16, torch.tensor([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225]))
+
+    def test_one_pixel_wide_or_high_images_are_images(self) -> None:
+        assert image_to_tensor(np.zeros((1, 7), np.uint8)).shape == (1, 3, 1, 7)
+        assert image_to_tensor(np.zeros((7, 1, 3), np.uint8)).shape == (1, 3, 7, 1)
 
     def test_grey_rgba_uint16_and_float_agree(self) -> None:
         grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
@@ -92,7 +117,7 @@ class TestImageToTensor:
         assert torch.allclose(image_to_tensor(grey.astype(np.uint16) * 257), reference, atol=1e-5)
 
     @pytest.mark.parametrize(
-        "image", [np.zeros((4, 4, 2), np.uint8), np.zeros((0, 4), np.uint8), np.zeros(5, np.uint8), np.zeros((4, 4), np.int32)]
+        "image", [np.zeros((4, 4, 2), np.uint8), np.zeros((0, 4), np.uint8), np.zeros((4, 0, 3), np.uint8), np.zeros(5, np.uint8), np.zeros((4, 4), np.int32)]
     )
     def test_rejects_bad_images(self, image: np.ndarray) -> None:
         with pytest.raises(ValueError):
