@@ -13,6 +13,7 @@ from r2d2_ros.features import Features
 from r2d2_ros.ros.messages import DESCRIPTOR_ENCODINGS, decode_descriptors, encode_descriptors, features_to_message, message_to_arrays
 from r2d2_ros.ros.params import PARAMETERS, defaults, spec, validate_update
 from r2d2_ros.ros.pipeline import LatestFrameSlot, NodeStats
+from r2d2_ros.tracking import Tracks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,6 +49,17 @@ class TestMessageConversion:
         np.testing.assert_array_equal(arrays["keypoints"], features.keypoints.numpy())
         np.testing.assert_array_equal(arrays["scores"], features.scores.numpy())
         np.testing.assert_array_equal(arrays["descriptors"], features.descriptors.numpy())
+
+    def test_tracks_and_the_rectified_flag(self) -> None:
+        features = _features(4)
+        tracks = Tracks(np.array([7, 3, 12, 5], np.int64), np.array([1, 4, 2, 9], np.int32))
+        message = features_to_message(features, SimpleNamespace(), "net", DESCRIPTOR_ENCODINGS["float32"], tracks, True)
+        arrays = message_to_arrays(message)
+        assert message.rectified is True
+        assert arrays["track_ids"].tolist() == [7, 3, 12, 5] and arrays["track_lengths"].tolist() == [1, 4, 2, 9]
+        untracked = features_to_message(features, SimpleNamespace(), "net", DESCRIPTOR_ENCODINGS["float32"])
+        assert untracked.rectified is False
+        assert message_to_arrays(untracked)["track_ids"].shape == (0,) == message_to_arrays(untracked)["track_lengths"].shape
 
     def test_empty_features(self) -> None:
         empty = Features(torch.zeros(0, 3), torch.zeros(0, 128), torch.zeros(0), (8, 8))
