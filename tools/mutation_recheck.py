@@ -32,8 +32,9 @@ def module_tests() -> dict[str, tuple[str, list[str]]]:
     return table
 
 
-def apply_mutant(source: str, diff: str) -> str | None:
-    """``source`` with one mutmut hunk applied; None when its removed lines are not where the hunk says."""
+def apply_mutant(source: str, diff: str, drift: int = 50) -> str | None:
+    """``source`` with one mutmut hunk applied where its removed lines are, nearest to where the hunk
+    says (lines added or removed since the run shift them); None when they are nowhere near."""
     lines = diff.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("@@"))
     start = int(re.match(r"@@ -(\d+)", lines[header]).group(1)) - 1
@@ -42,11 +43,12 @@ def apply_mutant(source: str, diff: str) -> str | None:
     removed = [line[1:] for line in body if line.startswith("-")]
     added = [line[1:] + "\n" for line in body if line.startswith("+")]
     source_lines = source.splitlines(keepends=True)
-    at = start + first_change
-    if [line.rstrip("\n") for line in source_lines[at : at + len(removed)]] != removed:
-        return None
-    source_lines[at : at + len(removed)] = added
-    return "".join(source_lines)
+    stated = start + first_change
+    for at in sorted(range(max(0, stated - drift), stated + drift + 1), key=lambda at: abs(at - stated)):
+        if [line.rstrip("\n") for line in source_lines[at : at + len(removed)]] == removed:
+            source_lines[at : at + len(removed)] = added
+            return "".join(source_lines)
+    return None
 
 
 def recheck(name: str, module: str, tests: list[str]) -> tuple[int, list[str]]:
@@ -66,7 +68,7 @@ def recheck(name: str, module: str, tests: list[str]) -> tuple[int, list[str]]:
         for diff in diffs:
             mutated = apply_mutant(original, diff)
             if mutated is None:
-                alive.append(f"# not applied (the module changed since the run)\n{diff}")
+                alive.append(f"# not applied (these lines are gone from the module)\n{diff}")
                 continue
             (work / module).write_text(mutated)
             result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
