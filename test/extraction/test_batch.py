@@ -46,6 +46,7 @@ def test_top_k_is_per_image(model: torch.nn.Module) -> None:
     config = CONFIG.replace(top_k=50, reliability_threshold=0.0, repeatability_threshold=0.0)
     busy, flat = extract_multiscale_batch(model, images, config)
     assert len(busy) == 50 and len(flat) == 50
+    assert busy.maps is None and flat.maps is None, "maps only when asked for"
     assert (busy.scores[:-1] >= busy.scores[1:]).all(), "best first within each image"
     norms = busy.descriptors.float().norm(dim=1)
     torch.testing.assert_close(norms, torch.ones_like(norms), atol=1e-3, rtol=0)
