@@ -202,9 +202,12 @@ def _upload(image: np.ndarray | torch.Tensor, device: torch.device) -> torch.Ten
 
 
 def _take_rows(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``values[b, rows[b]]`` for every b: (B, N, ...) and (B, k) -> (B, k, ...)."""
-    index = rows.view(*rows.shape, *([1] * (values.ndim - 2))).expand(*rows.shape, *values.shape[2:])
-    return torch.gather(values, 1, index)
+    """``values[b, rows[b]]`` for every b: (B, N, ...) and (B, k) -> (B, k, ...).
+
+    One index_select per image rather than a gather, whose index would be expanded to the
+    size of the result (k x 128 int64 per image for the descriptors).
+    """
+    return torch.stack([values[b].index_select(0, rows[b]) for b in range(rows.shape[0])])
 
 
 def _extract_batch(runner: NetworkRunner, batch: torch.Tensor, config: ExtractionConfig, precision: str,
