@@ -57,6 +57,9 @@ class DataConfig:
     homography: HomographyConfig = field(default_factory=HomographyConfig)
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
     min_valid_fraction: float = 0.25  # redraw a pair whose flow covers less of image 2 than this
+    # Share of pairs made grey (both images): robots' cameras are often monochrome (KITTI, EuRoC),
+    # and colour-free texture is all such a camera gives the descriptors.
+    greyscale: float = 0.0
     max_draws: int = 50  # homographies tried per source image before it is given up
 
     def __post_init__(self) -> None:
@@ -64,6 +67,8 @@ class DataConfig:
             raise ValueError(f"crop_size must be at least 32, got {self.crop_size}")
         if not self.crop_size <= self.min_source_side <= self.max_source_side:
             raise ValueError("need crop_size <= min_source_side <= max_source_side")
+        if not 0.0 <= self.greyscale <= 1.0:
+            raise ValueError(f"greyscale must be a share in [0, 1], got {self.greyscale}")
 
 
 def _brightness(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -143,6 +148,16 @@ def _rescale_source(image: np.ndarray, rng: np.random.Generator, config: DataCon
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
 
 
+def _grey_sometimes(images: list[np.ndarray], rng: np.random.Generator, share: float) -> list[np.ndarray]:
+    """The images turned grey (still 3 channels) with probability ``share``, all or none of them.
+
+    Applied after the photometric changes, as a monochrome camera sees a coloured scene.
+    """
+    if not share or rng.random() >= share:  # no draw at share 0: earlier recipes' pairs stay the same
+        return images
+    return [np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) for image in images]
+
+
 def _antialiased(source: np.ndarray, scale: float) -> np.ndarray:
     """The source blurred for a warp that shrinks it by ``scale`` (< 1), as a resize with antialiasing would."""
     if scale >= 1:
@@ -179,9 +194,11 @@ def make_synthetic_pair(image: np.ndarray, rng: np.random.Generator, config: Dat
     image2 = cv2.warpPerspective(_antialiased(source, shrink), homography @ to_crop, (size, size),
                                  flags=cv2.INTER_LINEAR)
     aflow[~inside] = np.nan
+    crop1 = source[y0 : y0 + size, x0 : x0 + size]
+    image1, image2 = _grey_sometimes([crop1, photometric_augment(image2, rng, config.photometric)], rng, config.greyscale)
     return {
-        "image1": np.ascontiguousarray(source[y0 : y0 + size, x0 : x0 + size]),
-        "image2": photometric_augment(image2, rng, config.photometric),
+        "image1": np.ascontiguousarray(image1),
+        "image2": image2,
         "aflow": aflow,
         "homography": homography,
     }
@@ -283,9 +300,11 @@ class FlowPairs(Dataset):
             y2 = int(np.clip(round(centre[1] - size / 2), 0, image2.shape[0] - size))
             crop_flow -= np.array([x2, y2], np.float32)
             crop_flow[~(((crop_flow >= 0) & (crop_flow <= size - 1)).all(axis=2))] = np.nan
+            crop2 = photometric_augment(image2[y2 : y2 + size, x2 : x2 + size], rng, self.config.photometric)
+            crop1, crop2 = _grey_sometimes([image1[y0 : y0 + size, x0 : x0 + size], crop2], rng, self.config.greyscale)
             return {
-                "image1": np.ascontiguousarray(image1[y0 : y0 + size, x0 : x0 + size]),
-                "image2": photometric_augment(image2[y2 : y2 + size, x2 : x2 + size], rng, self.config.photometric),
+                "image1": np.ascontiguousarray(crop1),
+                "image2": crop2,
                 "aflow": crop_flow,
                 "homography": np.full((3, 3), np.nan),
                 "skipped": skipped,

@@ -214,6 +214,29 @@ def test_synthetic_flow_agrees_with_the_images(tmp_path: Path, textured_image: n
     assert difference < 12
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_greyscale_share_of_pairs(textured_image: np.ndarray, share: float) -> None:
+    """Both images of a pair are grey, or neither; about ``share`` of the pairs are; 0 draws nothing."""
+    from r2d2_ros.training.data import make_synthetic_pair
+
+    image = cv2.resize(textured_image, (320, 240))
+    image[..., 0] = 255 - image[..., 0]  # strongly coloured, so that a grey image cannot happen by chance
+    config = DataConfig(crop_size=64, min_source_side=96, max_source_side=128, greyscale=share)
+    grey = []
+    for seed in range(40):
+        pair = make_synthetic_pair(image, np.random.default_rng(seed), config)
+        is_grey = [bool((pair[name] == pair[name][..., :1]).all()) for name in ("image1", "image2")]
+        assert is_grey[0] == is_grey[1], "both images of a pair are grey, or neither"
+        grey.append(is_grey[0])
+    assert sum(grey) == pytest.approx(40 * share, abs=8)
+    if share == 0.0:  # no extra random draw: the pairs of recipes without greyscale are unchanged
+        unchanged = DataConfig(crop_size=64, min_source_side=96, max_source_side=128)
+        np.testing.assert_array_equal(make_synthetic_pair(image, np.random.default_rng(3), unchanged)["image2"],
+                                      make_synthetic_pair(image, np.random.default_rng(3), config)["image2"])
+    with pytest.raises(ValueError, match="greyscale"):
+        DataConfig(greyscale=1.5)
+
+
 def test_flow_pairs_in_both_file_formats(tmp_path: Path, textured_image: np.ndarray) -> None:
     image = cv2.resize(textured_image, (160, 120))
     cv2.imwrite(str(tmp_path / "a.png"), image)
