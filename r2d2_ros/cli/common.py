@@ -48,6 +48,8 @@ def add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-size", type=int, default=defaults.max_size)
     group.add_argument("--reliability-threshold", type=float, default=defaults.reliability_threshold)
     group.add_argument("--repeatability-threshold", type=float, default=defaults.repeatability_threshold)
+    group.add_argument("--subpixel", action=argparse.BooleanOptionalAction, default=defaults.subpixel,
+                       help="sub-pixel keypoint positions (default: off, the original's whole level pixels)")
     group.add_argument("--precision", choices=PRECISION_CHOICES, default=defaults.precision,
                        help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32 (default: auto)")
 

@@ -29,6 +29,9 @@ class ExtractionConfig:
     repeatability_threshold: float = 0.7  # keep detections whose repeatability is at least this
     top_k: int = 5000  # keep at most this many keypoints, best score first
     precision: str = "auto"  # network arithmetic: auto (fastest that keeps the detections), fp32, fp16 or bf16
+    # Sub-pixel positions (a parabola through each repeatability peak) mapped pixel centre to pixel
+    # centre; off: the original's whole level pixels, c * (input size / level size).
+    subpixel: bool = False
 
     def __post_init__(self) -> None:
         for name in ("scale_f", "min_scale", "max_scale", "reliability_threshold", "repeatability_threshold"):
@@ -50,6 +53,8 @@ class ExtractionConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if not isinstance(self.subpixel, bool):
+            raise ValueError(f"subpixel must be true or false, got {self.subpixel!r}")
         if self.precision not in PRECISION_CHOICES:
             raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}")
 

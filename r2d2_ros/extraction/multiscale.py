@@ -22,6 +22,7 @@ from ..utils import check_shape
 from .config import PRECISIONS, ExtractionConfig
 from .nms import nms_mask, top_k_indices
 from .runner import NetworkRunner, as_runner
+from .subpixel import level_to_input, subpixel_offsets
 from .timing import StageTimer
 
 __all__ = ["PyramidLevel", "image_to_tensor", "pyramid_levels", "pyramid_images", "extract_multiscale",
@@ -168,8 +169,13 @@ def _detect_level(
         scores = torch.where(mask, reliability * repeatability, float("-inf")).flatten(1)
         best = top_k_indices(scores, config.top_k)
         map_width = repeatability.shape[-1]
-        xs = (best % map_width) * (input_size[0] / level.width)
-        ys = torch.div(best, map_width, rounding_mode="floor") * (input_size[1] / level.height)
+        columns, rows = best % map_width, torch.div(best, map_width, rounding_mode="floor")
+        ratio_x, ratio_y = input_size[0] / level.width, input_size[1] / level.height
+        if config.subpixel:
+            dx, dy = subpixel_offsets(repeatability, best)
+            xs, ys = level_to_input(columns + dx, ratio_x), level_to_input(rows + dy, ratio_y)
+        else:
+            xs, ys = columns * ratio_x, rows * ratio_y
         patch = torch.full_like(xs, _PATCH_DIAMETER / level.scale)
         raw_descriptors = torch.stack([_gather_pixels(descriptors[b], best[b]) for b in range(best.shape[0])])
         return _LevelCandidates(torch.stack([xs, ys, patch], dim=-1).float(), raw_descriptors,

@@ -85,6 +85,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("max_size", _EXTRACTION.max_size, "largest level's longest side, pixels", 0, 16_384),
     ParamSpec("reliability_threshold", _EXTRACTION.reliability_threshold, "minimum reliability", 0.0, 1.0),
     ParamSpec("repeatability_threshold", _EXTRACTION.repeatability_threshold, "minimum repeatability", 0.0, 1.0),
+    ParamSpec("subpixel", _EXTRACTION.subpixel, "sub-pixel keypoint positions (parabola through the repeatability "
+              "peak, pixel centres mapped exactly); false = the original's whole level pixels"),
     ParamSpec("descriptor_encoding", "float32", "descriptor encoding in Keypoints messages",
               choices=tuple(DESCRIPTOR_ENCODINGS)),
     ParamSpec("heatmap_colormap", "turbo", "colour map of the heatmap images", choices=HEATMAP_COLORMAPS),
