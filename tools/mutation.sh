@@ -28,7 +28,8 @@ MODULES=(
   "r2d2_ros/training/losses.py|test/training/test_losses.py"
   "r2d2_ros/model/checkpoint.py|test/model/test_checkpoint.py"
   "r2d2_ros/extraction/config.py|test/extraction/test_pyramid_and_input.py test/extraction/test_detections.py"
-  "r2d2_ros/extraction/multiscale.py|test/extraction/test_batch.py test/extraction/test_detections.py test/extraction/test_pyramid_and_input.py test/extraction/test_small_images.py"
+  "r2d2_ros/extraction/multiscale.py|test/extraction/test_batch.py test/extraction/test_detections.py test/extraction/test_pyramid_and_input.py test/extraction/test_small_images.py test/extraction/test_subpixel.py"
+  "r2d2_ros/extraction/subpixel.py|test/extraction/test_subpixel.py"
 )
 
 work=$repo/.mutation/work

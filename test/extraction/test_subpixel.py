@@ -46,6 +46,26 @@ class TestSubpixelOffsets:
         assert dx[1].item() == pytest.approx(0.0, abs=1e-6) and dy[1].item() == pytest.approx(-0.4, abs=0.05)
 
 
+    @pytest.mark.parametrize("column, row", [(0, 3), (9, 3), (4, 0), (4, 7), (1, 1), (8, 6)])
+    def test_each_edge_keeps_its_axis_and_the_pixel_beside_it_is_refined(self, column: int, row: int) -> None:
+        height, width = 8, 10
+        repeatability = _peak_map(height, width, column + 0.3, row - 0.3)
+        dx, dy = subpixel_offsets(repeatability, torch.tensor([[row * width + column]]))
+        on_side, on_top_or_bottom = column in (0, width - 1), row in (0, height - 1)
+        assert dx.item() == (0.0 if on_side else pytest.approx(0.3, abs=0.05))
+        assert dy.item() == (0.0 if on_top_or_bottom else pytest.approx(-0.3, abs=0.05))
+
+    def test_a_pixel_on_the_slope_is_moved_half_a_pixel_at_most(self) -> None:
+        """Whatever pixel it is given (not only a maximum), the offset stays within half a pixel."""
+        repeatability = _peak_map(16, 16, 8.0, 8.0)
+        dx, dy = subpixel_offsets(repeatability, torch.tensor([[8 * 16 + 7, 7 * 16 + 8, 8 * 16 + 9]]))
+        assert dx.tolist()[0] == [0.5, 0.0, -0.5] and dy.tolist()[0] == [0.0, 0.5, 0.0]
+
+    def test_the_map_must_be_one_channel_per_image(self) -> None:
+        with pytest.raises(ValueError):
+            subpixel_offsets(torch.zeros(1, 8, 8), torch.zeros(1, 1, dtype=torch.long))
+
+
 def test_level_pixel_centres_map_to_input_pixel_centres() -> None:
     assert level_to_input(torch.tensor(0.0), 1.0).item() == 0.0
     # Level pixel 0 of a half-size level covers input pixels 0 and 1: its centre is 0.5.
