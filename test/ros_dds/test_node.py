@@ -164,6 +164,19 @@ class TestParameters:
         finally:
             client.set_parameters("/r2d2_node/set_parameters", descriptor_encoding="float32")
 
+    def test_subpixel_positions_switch_on_at_runtime(self, client: Client) -> None:
+        """Single-scale keypoints sit on whole pixels; with subpixel on, most move between them."""
+        whole = message_to_arrays(client.send(image_message("mono8", GREY, stamp=402)))["keypoints"][:, :2]
+        assert np.array_equal(whole, np.rint(whole))
+        assert client.set_parameters("/r2d2_node/set_parameters", subpixel=True) == [(True, "")]
+        try:
+            refined = message_to_arrays(client.send(image_message("mono8", GREY, stamp=403)))["keypoints"][:, :2]
+        finally:
+            client.set_parameters("/r2d2_node/set_parameters", subpixel=False)
+        assert np.mean(refined != np.rint(refined)) > 0.5
+        # the same detections in the same order (the scores do not change), each moved by half a pixel at most
+        assert refined.shape == whole.shape and np.abs(refined - whole).max() <= 0.5
+
     @pytest.mark.parametrize(
         ("values", "reason"),
         [
