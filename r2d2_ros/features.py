@@ -55,6 +55,11 @@ class Features:
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
 
+    def select(self, indices: np.ndarray | torch.Tensor) -> Features:
+        """The keypoints at ``indices`` (in the order given), with the same image size and maps."""
+        index = torch.as_tensor(indices, dtype=torch.long, device=self.keypoints.device)
+        return Features(self.keypoints[index], self.descriptors[index], self.scores[index], self.image_size, self.maps)
+
     def to(self, device: str | torch.device) -> Features:
         """A copy with every tensor on ``device``."""
         maps = None

@@ -41,6 +41,7 @@ from ..evaluation.tracking import draw_last_frame, score_tracks, track_klt, trac
 from ..evaluation.vo import bag_features_for_sequence, evaluate_vo, score_vo
 from ..model import CheckpointError
 from ..sequences import Sequence, load_sequence
+from ..tracking import TrackerConfig
 from ..weights import DEFAULT_MODEL
 from .common import add_extraction_arguments, extraction_config
 
@@ -68,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--vo-bag", type=Path, help="feature bag of the --vo sequence, scored as one more VO row")
     parser.add_argument("--tracks", type=Path, nargs="+", help="sequences (KITTI, EuRoC) to track features on")
     parser.add_argument("--track-features", type=int, default=1000, help="points per frame of every tracked method")
+    parser.add_argument("--track-candidates", type=int, default=0,
+                        help="detections per frame that R2D2 and ORB tracking choose their --track-features points "
+                             "from, tracked points first (the node's track_max_points); 0: their best "
+                             "--track-features detections")
     parser.add_argument("--methods", nargs="+", help="default: " + ", ".join(BASELINES) + ", bundled and official R2D2")
     parser.add_argument("--output", type=Path, default=Path("outputs/eval"))
     parser.add_argument("--cache", type=Path, default=Path(".cache/features"))
@@ -95,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         chosen = args.methods or ([] if args.vo_bag else default_methods())
         specs = [f"r2d2_ros_default={DEFAULT_MODEL}" if m == "default" else m for m in chosen]
         methods: list[Method] = [make_method(spec, config, device) for spec in specs]
-        track_config = config.replace(top_k=args.track_features)
+        if args.track_candidates and args.track_candidates < args.track_features:
+            raise ValueError(f"--track-candidates ({args.track_candidates}) must be at least --track-features "
+                             f"({args.track_features})")
+        track_config = config.replace(top_k=args.track_candidates or args.track_features)
+        tracker_config = TrackerConfig(max_points=args.track_features if args.track_candidates else 0)
         tracked_methods = [make_method(spec, track_config, device) for spec in specs if spec not in BASELINES]
         tracked_methods.append(make_method("orb", track_config, device))
     except BagError as error:
@@ -117,11 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     progress.close()
     if bag_features is not None:
         vo[args.vo_bag.name] = score_vo(vo_sequence, bag_features)
-    tracks = _evaluate_tracks(track_sequences, tracked_methods, args.track_features, cache, args.output)
+    tracks = _evaluate_tracks(track_sequences, tracked_methods, args.track_features, tracker_config, cache,
+                              args.output)
     settings = {"extraction": asdict(config), "methods": {m.name: m.key for m in methods},
                 "hpatches": str(args.hpatches) if args.hpatches else None, "vo": str(args.vo) if args.vo else None,
                 "vo_bag": str(args.vo_bag) if args.vo_bag else None,
-                "tracks": [str(path) for path in args.tracks or []], "track_features": args.track_features}
+                "tracks": [str(path) for path in args.tracks or []], "track_features": args.track_features,
+                "track_candidates": args.track_candidates}
     write_json(args.output / "results.json",
                {"settings": settings, "hpatches": hpatches, "vo": vo, "tracks": tracks, "pairs": pairs})
     table = markdown_table(hpatches, vo) + (tracks_table(tracks) if tracks else "")
@@ -134,12 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _evaluate_tracks(sequences: list[Sequence], methods: list[Method], count: int, cache: FeatureCache,
-                     output: Path) -> dict[str, dict[str, dict[str, float]]]:
+def _evaluate_tracks(sequences: list[Sequence], methods: list[Method], count: int, tracker_config: TrackerConfig,
+                     cache: FeatureCache, output: Path) -> dict[str, dict[str, dict[str, float]]]:
     """Scores of every tracked method and KLT on each sequence; draws each method's tracks on the last frame."""
     results: dict[str, dict[str, dict[str, float]]] = {}
     for sequence in sequences:
-        runs = {method.name: (lambda m=method: track_method(sequence, m, cache)) for method in methods}
+        runs = {method.name: (lambda m=method: track_method(sequence, m, cache, config=tracker_config))
+                for method in methods}
         runs["klt"] = lambda: track_klt(sequence, count)
         pictures, results[sequence.name] = [], {}
         for name, run in tqdm(runs.items(), desc=f"tracks {sequence.name}", unit="method", disable=None):

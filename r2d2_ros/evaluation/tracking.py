@@ -18,7 +18,8 @@ import torch
 from ..features import Features
 from ..image_io import read_rgb
 from ..sequences import Sequence
-from ..tracking import CameraModel, FeatureTracker, TrackBook, Tracks, epipolar_inliers, rectify_points
+from ..tracking import (CameraModel, FeatureTracker, TrackBook, TrackerConfig, Tracks, epipolar_inliers,
+                        rectify_points)
 from ..viz import draw_tracks
 from .cache import FeatureCache
 from .methods import Method
@@ -48,11 +49,11 @@ def _camera(sequence: Sequence) -> CameraModel:
                                                         **calibration.camera_info_fields()))
 
 
-def track_method(sequence: Sequence, method: Method, cache: FeatureCache, progress: Callable[[], None] = lambda: None
-                 ) -> list[TrackedFrame]:
+def track_method(sequence: Sequence, method: Method, cache: FeatureCache, progress: Callable[[], None] = lambda: None,
+                 config: TrackerConfig = TrackerConfig()) -> list[TrackedFrame]:
     """Tracks a method's features (R2D2, ORB, ...) with :class:`FeatureTracker` on rectified pixels."""
     camera = _camera(sequence)
-    tracker = FeatureTracker()
+    tracker = FeatureTracker(config)
     frames = []
     for path in sequence.frames:
         features = cache.features(method, path)
@@ -60,9 +61,9 @@ def track_method(sequence: Sequence, method: Method, cache: FeatureCache, progre
         rectified = rectify_points(raw, camera)
         keypoints = features.keypoints.clone()
         keypoints[:, :2] = torch.from_numpy(rectified)
-        tracks = tracker.update(Features(keypoints, features.descriptors, features.scores, features.image_size),
-                                camera.rectified_matrix)
-        frames.append(TrackedFrame(raw, rectified, tracks, tracker.book.trails()))
+        kept, tracks = tracker.update(Features(keypoints, features.descriptors, features.scores, features.image_size),
+                                      camera.rectified_matrix)
+        frames.append(TrackedFrame(raw[kept], rectified[kept], tracks, tracker.book.trails()))
         progress()
     return frames
 

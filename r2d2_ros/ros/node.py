@@ -308,7 +308,8 @@ class R2D2Node(Node):
                                 + camera.reliability.get_subscription_count() for camera in self._cameras)
             features = extract_multiscale_batch(model.network, images, config, return_maps=want_heatmaps)
         with frame_stage("tracking_error"):
-            tracker_config = TrackerConfig(values["track_max_distance"], values["track_ransac_px"])
+            tracker_config = TrackerConfig(values["track_max_distance"], values["track_ransac_px"],
+                                           max_points=values["track_max_points"])
             results = [camera.front_end.process(found, values["rectify_keypoints"], values["tracking"], tracker_config)
                        for camera, found in zip(self._cameras, features)]
         # One stamp for the whole set (the first camera's), each camera's own frame id.
@@ -323,7 +324,8 @@ class R2D2Node(Node):
                     camera.camera_info_out.publish(CameraInfo(**{**_fields(camera.camera_info), "header": header}))
         self._stats.frame_published(frames.received_at)
         for camera, header, image, found, result in zip(self._cameras, headers, images, features, results):
-            self._publish_pictures(camera, header, image, found, result, values)
+            published = found if result.kept is None else found.select(result.kept)  # in image pixels
+            self._publish_pictures(camera, header, image, published, result, values)
 
     def _publish_pictures(self, camera: _Camera, header: Any, image: np.ndarray, features: Features,
                           result: FrontEndResult, values: dict[str, Any]) -> None:

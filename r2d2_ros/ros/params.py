@@ -109,6 +109,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("track_max_distance", 1.0, "largest descriptor distance of a tracked match (unit descriptors: "
               "1.0 = cosine 0.5)", 0.05, 2.0),
     ParamSpec("track_ransac_px", 1.0, "largest distance to the epipolar line of a tracked match, pixels", 0.1, 20.0),
+    ParamSpec("track_max_points", 0, "keypoints a tracking frame keeps: its tracked points first, wherever they "
+              "rank among the top_k detections, then the best new ones (set top_k several times higher); "
+              "0 = every detection", 0, 100_000),
     ParamSpec("rectify_keypoints", False, "publish keypoints in rectified pixels (K, D, R, P of camera_info); "
               "frames are dropped until a camera_info arrives"),
 )

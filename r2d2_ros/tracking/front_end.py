@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..features import Features
@@ -29,6 +30,7 @@ class FrontEndResult:
     features: Features
     tracks: Tracks | None
     rectified: bool
+    kept: np.ndarray | None = None  # indices of the extracted keypoints the tracker kept; None: all of them
 
 
 class TrackingFrontEnd:
@@ -58,7 +60,8 @@ class TrackingFrontEnd:
 
         Tracking restarts when it is switched on, when its settings change, or when the image size
         changes (another camera mode); it verifies with the essential matrix when intrinsics are
-        known and the keypoints are rectified, else with the fundamental matrix.
+        known and the keypoints are rectified, else with the fundamental matrix. With
+        ``config.max_points`` the result keeps only the points the tracker chose.
         """
         camera = self.require_camera() if rectify else None
         if camera is not None:
@@ -71,8 +74,10 @@ class TrackingFrontEnd:
             return FrontEndResult(features, None, camera is not None)
         if self._tracker is None or self._tracker.config != config or self._image_size != features.image_size:
             self._tracker, self._image_size = FeatureTracker(config), features.image_size
-        tracks = self._tracker.update(features, camera.rectified_matrix if camera is not None else None)
-        return FrontEndResult(features, tracks, camera is not None)
+        kept, tracks = self._tracker.update(features, camera.rectified_matrix if camera is not None else None)
+        if len(kept) == len(features):
+            return FrontEndResult(features, tracks, camera is not None)
+        return FrontEndResult(features.select(kept), tracks, camera is not None, kept)
 
     def trails(self) -> list:
         """Recent positions of the live tracks (for the overlay), empty when tracking is off."""

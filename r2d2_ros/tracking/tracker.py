@@ -4,12 +4,17 @@ Descriptors are matched on their device (mutual nearest neighbours within a dist
 GPU pipeline copies nothing extra; only the matched positions go to the host for RANSAC. Matching
 by descriptor, not by position, is what keeps tracks through frames dropped under load: only the
 appearance change, not the distance moved, limits a match.
+
+With ``max_points`` the tracker also chooses which detections a frame keeps, as classic front ends
+(VINS) do: the tracked points first, wherever they rank among the detections, then the best new
+ones away from them. Without it, a point leaves its track as soon as it drops out of the best N.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..features import Features
 from ..matching import mutual_nearest_neighbours
@@ -17,6 +22,10 @@ from .tracks import TrackBook, Tracks
 from .verification import epipolar_inliers
 
 __all__ = ["TrackerConfig", "FeatureTracker"]
+
+# Closest a new point may lie to a tracked one: nearer, it is most likely the same point re-detected
+# (a track the matcher missed), and two ids for one point would count it twice in a VO back end.
+NEW_POINT_SPACING_PX = 4.0
 
 
 @dataclass(frozen=True)
@@ -26,12 +35,17 @@ class TrackerConfig:
     max_descriptor_distance: float = 1.0  # Euclidean, between unit descriptors (cosine >= 0.5)
     ransac_threshold_px: float = 1.0  # distance to the epipolar line
     trail_length: int = 20  # positions kept per track for drawing
+    # 0: every detection is kept and tracked. N > 0: the detections are candidates (extract more than
+    # N); a frame keeps its tracked points, then new detections, best first, up to N.
+    max_points: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.max_descriptor_distance <= 2:
             raise ValueError(f"max_descriptor_distance must be in (0, 2], got {self.max_descriptor_distance}")
         if self.ransac_threshold_px <= 0 or self.trail_length < 2:
             raise ValueError(f"need ransac_threshold_px > 0 and trail_length >= 2: {self}")
+        if self.max_points < 0:
+            raise ValueError(f"max_points must be 0 (keep every detection) or positive, got {self.max_points}")
 
 
 class FeatureTracker:
@@ -57,15 +71,39 @@ class FeatureTracker:
         points2 = current.keypoints[:, :2].float().cpu().numpy()[candidates[:, 1]]
         return candidates[epipolar_inliers(points1, points2, camera_matrix, self.config.ransac_threshold_px)]
 
-    def update(self, features: Features, camera_matrix: np.ndarray | None = None) -> Tracks:
+    def update(self, features: Features, camera_matrix: np.ndarray | None = None) -> tuple[np.ndarray, Tracks]:
         """Tracks of a new frame.
 
         Args:
-            features: the frame's keypoints (coordinates as RANSAC should see them: rectified
-                pixels when ``camera_matrix`` is given).
+            features: the frame's keypoints, best first (coordinates as RANSAC should see them:
+                rectified pixels when ``camera_matrix`` is given).
             camera_matrix: (3, 3) intrinsics of those coordinates, for the essential-matrix check.
+
+        Returns:
+            The indices of the keypoints the frame keeps, ascending (all of them when ``max_points``
+            is 0), and the tracks of those keypoints.
         """
         matches = np.zeros((0, 2), np.int64) if self._previous is None else \
             self.match(self._previous, features, camera_matrix)
-        self._previous = features
-        return self.book.update(features.keypoints[:, :2].float().cpu().numpy(), matches)
+        points = features.keypoints[:, :2].float().cpu().numpy()
+        if self.config.max_points == 0:
+            self._previous = features
+            return np.arange(len(features)), self.book.update(points, matches)
+        kept = self._keep(points, matches[:, 1])
+        position_in_kept = np.full(len(features), -1, np.int64)
+        position_in_kept[kept] = np.arange(len(kept))
+        matches = np.column_stack([matches[:, 0], position_in_kept[matches[:, 1]]])
+        self._previous = features.select(kept)
+        return kept, self.book.update(points[kept], matches)
+
+    def _keep(self, points: np.ndarray, tracked: np.ndarray) -> np.ndarray:
+        """Indices of the tracked detections and of the best others at least NEW_POINT_SPACING_PX away, ascending.
+
+        ``points`` are best first, as extraction returns them; ``tracked`` are at most ``max_points``
+        (the previous frame kept no more).
+        """
+        others = np.setdiff1d(np.arange(len(points)), tracked)
+        if len(tracked) and len(others):
+            distance = torch.cdist(torch.from_numpy(points[others]), torch.from_numpy(points[tracked]))
+            others = others[(distance.min(dim=1).values > NEW_POINT_SPACING_PX).numpy()]
+        return np.sort(np.concatenate([tracked, others[: self.config.max_points - len(tracked)]]))

@@ -102,3 +102,20 @@ def test_rectified_keypoints_need_camera_info(client: Client, test_node: Node) -
     rectified_points = message_to_arrays(rectified)["keypoints"][:, :2]
     np.testing.assert_allclose(rectified_points, rectify_points(raw_points, camera), atol=1e-3)
     assert np.abs(rectified_points - raw_points).max() > 1, "the lens distortion moved the keypoints"
+
+
+def test_max_points_publishes_the_tracked_points_first(client: Client) -> None:
+    node_name = f"/{NAMESPACE}/r2d2_node"
+    assert client.set_parameters(f"{node_name}/set_parameters", track_max_points=40) == [(True, "")]
+    try:
+        arrays = [message_to_arrays(client.send(image_message("mono8", frame, stamp=1300 + index)))
+                  for index, frame in enumerate(_panning_frames(4, 3))]
+    finally:
+        client.set_parameters(f"{node_name}/set_parameters", track_max_points=0)
+    assert [len(a["track_ids"]) for a in arrays] == [40] * 4, "top_k 200 detections, 40 kept per frame"
+    assert (arrays[0]["track_lengths"] == 1).all(), "changing the setting restarts the tracks"
+    scores = arrays[-1]["scores"]
+    assert np.all(np.diff(scores) <= 0), "the kept keypoints stay best first"
+    previous_ids = set(arrays[-2]["track_ids"].tolist())
+    continued = arrays[-1]["track_lengths"] >= 2
+    assert continued.mean() >= 0.5 and set(arrays[-1]["track_ids"][continued].tolist()) <= previous_ids

@@ -82,7 +82,7 @@ def test_tracker_follows_a_moving_camera_and_drops_wrong_matches() -> None:
         points = points[order]
         if frame == 4:  # 40 detections that match by descriptor but sit off the camera's motion
             points[:40] += np.random.default_rng(9).uniform(10, 30, (40, 2))
-        tracks = tracker.update(_features(points, descriptors[order]), K)
+        _, tracks = tracker.update(_features(points, descriptors[order]), K)
     survivors = tracks.lengths == 5
     assert survivors.sum() >= 0.8 * 360
     id_of_scene_point = np.argsort(first_order)  # frame 0 numbered its detections in their order
@@ -117,3 +117,45 @@ def test_uncalibrated_or_unknown_cameras_are_refused() -> None:
         CameraModel.from_camera_info(SimpleNamespace(**{**vars(_camera_info("plumb_bob", [])), "k": [0.0] * 9}))
     with pytest.raises(ValueError, match="not supported"):
         CameraModel.from_camera_info(_camera_info("fov", [0.9]))
+
+
+def test_max_points_keeps_tracked_points_wherever_they_rank() -> None:
+    """A frame keeps its tracked points first, even ranked last among the detections, then the best new ones."""
+    scene = _scene(400)
+    descriptors = torch.nn.functional.normalize(torch.randn(400, 32, generator=torch.Generator().manual_seed(4)), dim=1)
+    tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.6, max_points=100))
+    first = _project(scene, np.eye(3), np.zeros(3))
+    kept, tracks = tracker.update(_features(first, descriptors), K)
+    assert kept.tolist() == list(range(100)) and tracks.lengths.tolist() == [1] * 100  # the best 100
+
+    # Frame 2: the 100 tracked points now rank last; 30 of them are not detected at all.
+    second = _project(scene, cv2.Rodrigues(np.array([0.0, 0.02, 0.0]))[0], np.array([0.2, 0.0, 0.0]))
+    order = np.concatenate([np.arange(100, 400), np.arange(30, 100)])
+    kept, tracks = tracker.update(_features(second[order], descriptors[order]), K)
+    assert np.all(np.diff(kept) > 0), "kept indices are ascending: the published keypoints stay best first"
+    tracked = kept[tracks.lengths == 2]
+    assert len(kept) == 100 and len(tracked) >= 65
+    assert (tracked >= 300).all(), "the tracked points are the last-ranked detections"
+    assert np.array_equal(tracks.ids[tracks.lengths == 2], order[tracked])  # same scene point, same id
+    new = kept[tracks.lengths == 1]
+    assert new.tolist() == [i for i in range(300) if _far_from(second[order][i], second[order][tracked])][:len(new)]
+
+
+def _far_from(point: np.ndarray, others: np.ndarray, spacing: float = 4.0) -> bool:
+    return bool(np.linalg.norm(others - point, axis=1).min() > spacing)
+
+
+def test_max_points_does_not_add_a_new_point_on_a_tracked_one() -> None:
+    scene = _scene(60)
+    descriptors = torch.nn.functional.normalize(torch.randn(62, 32, generator=torch.Generator().manual_seed(5)), dim=1)
+    tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.6, max_points=50))
+    first = _project(scene, np.eye(3), np.zeros(3))
+    tracker.update(_features(first, descriptors[:60]), K)
+    second = _project(scene, cv2.Rodrigues(np.array([0.0, 0.02, 0.0]))[0], np.array([0.2, 0.0, 0.0]))[:40]
+    # Two unknown points rank first: one 3 px from tracked point 0, one far from every point.
+    near, far = second[0] + [3.0, 0.0], np.array([2000.0, 2000.0])
+    kept, tracks = tracker.update(_features(np.vstack([near, far, second]), descriptors[[60, 61, *range(40)]]), K)
+    assert (tracks.lengths[kept >= 2] == 2).all(), "the 40 re-detected points are tracked"
+    assert kept.tolist() == [1, *range(2, 42)], "the far new point is kept, the one on a tracked point is not"
+    with pytest.raises(ValueError, match="max_points"):
+        TrackerConfig(max_points=-1)
