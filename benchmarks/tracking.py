@@ -1,10 +1,12 @@
 """What tracking adds to a frame: matching + verification time against the extraction time.
 
     python benchmarks/tracking.py [--sequence ../shared/data/sequences/kitti_seq1_left] [--top-k 2000]
-        [--model M] [--device cpu] [--repeats 5]
+        [--model M] [--device cpu] [--repeats 5] [--max-points N]
 
 Extracts two consecutive frames with the node's extraction, then times the tracker's frame-to-frame
-step (mutual nearest neighbours on the device + fundamental-matrix RANSAC) on them.
+step (mutual nearest neighbours on the device + fundamental-matrix RANSAC) on them. With
+--max-points (the node's track_max_points), it also times a tracker that keeps N of the --top-k
+detections: its two updates (the first one keeps the best N, the second matches and chooses).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from r2d2_ros import ExtractionConfig, extract_multiscale, load_model, prepare_f
 from r2d2_ros.device import resolve_device
 from r2d2_ros.image_io import read_rgb
 from r2d2_ros.sequences import load_sequence
-from r2d2_ros.tracking import FeatureTracker
+from r2d2_ros.tracking import FeatureTracker, TrackerConfig
 from r2d2_ros.weights import default_model_path
 
 
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=default_model_path())
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max-points", type=int, default=0, help="also time keeping N tracked points (0: no)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     model = prepare_for_inference(load_model(args.model, device))
@@ -60,6 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     print("| step | median ms | share of the frame |\n|---|---|---|")
     print(f"| extraction | {extraction_ms:.1f} | 100% |")
     print(f"| matching + verification | {tracking_ms:.1f} | {100 * tracking_ms / extraction_ms:.1f}% |")
+    if args.max_points:
+        config = TrackerConfig(max_points=args.max_points)
+
+        def two_updates() -> None:
+            tracker = FeatureTracker(config)
+            for frame_features in features:
+                tracker.update(frame_features)
+
+        keeping_ms = _median_ms(two_updates, args.repeats * 4, device)
+        print(f"| two updates keeping {args.max_points} points | {keeping_ms:.1f} | "
+              f"{100 * keeping_ms / extraction_ms:.1f}% |")
     return 0
 
 
