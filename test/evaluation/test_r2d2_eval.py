@@ -93,3 +93,35 @@ def test_cli_reports_malformed_folders_as_usage_errors(tmp_path: Path, capsys: p
     assert exit_info.value.code == 2 and "no sequence folders" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--hpatches", str(tmp_path), "--methods", "surf"])
+
+
+def _panning_sequence(root: Path, frames: int = 4, step: int = 3) -> Path:
+    """A KITTI-layout folder (no poses) of 120x160 views of a wider scene, moving ``step`` px per frame."""
+    scene = cv2.resize(_textured(7), (160 + step * frames, 120))
+    (root / "image").mkdir(parents=True)
+    for index in range(frames):
+        cv2.imwrite(str(root / "image" / f"{index:06d}.png"), scene[:, step * index : step * index + 160])
+    (root / "calib.txt").write_text("P0: 150 0 80 0 0 150 60 0 0 0 1 0\n")
+    return root
+
+
+def test_tracks_keep_the_points_asked_for(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "random.pt"
+    save_checkpoint(checkpoint, Quad_L2Net_ConfCFS())
+    sequence = _panning_sequence(tmp_path / "pan")
+    common = ["--tracks", str(sequence), "--methods", f"random={checkpoint}", "--cache", str(tmp_path / "cache"),
+              "--device", "cpu", "--min-size", "0", "--min-scale", "1", "--reliability-threshold", "0", "--repeatability-threshold", "0",
+              "--track-features", "40"]
+    assert main([*common, "--track-candidates", "200", "--output", str(tmp_path / "kept")]) == 0
+    kept = json.loads((tmp_path / "kept" / "results.json").read_text())
+    assert kept["settings"]["track_candidates"] == 200
+    assert any(path.name.endswith("-orb-200") for path in (tmp_path / "cache").iterdir()), "200 candidates extracted"
+    # Tracked points first, then new ones up to 40: every frame carries exactly 40 (the random net fires everywhere).
+    assert {name: scores["features_mean"] for name, scores in kept["tracks"]["pan"].items() if name != "klt"} == \
+        {"random": 40.0, "orb": 40.0}
+    assert kept["tracks"]["pan"]["orb"]["tracked_share"] > 0.5  # a random net's descriptors do not match
+    with pytest.raises(SystemExit) as usage:
+        main([*common, "--track-candidates", "20", "--output", str(tmp_path / "refused")])
+    assert usage.value.code == 2 and "--track-candidates (20) must be at least --track-features (40)" in \
+        capsys.readouterr().err
