@@ -36,11 +36,12 @@ def markdown_table(hpatches: dict[str, dict[str, Any]], vo: dict[str, dict[str, 
             lines.append("| " + " | ".join(row) + " |")
     if vo:
         lines += ["", "| method | rotation error median (deg) | translation direction error median (deg) | "
-                      "inliers median | features |", "|---|---|---|---|---|"]
+                      "its 95% interval (bootstrap over pairs) | inliers median | features |", "|---|---|---|---|---|---|"]
         for method, result in vo.items():
+            low, high = result["translation_error_median_ci95_deg"]
             lines.append(f"| {method} | {result['rotation_error_median_deg']:.3f} | "
-                         f"{result['translation_error_median_deg']:.2f} | {result['inliers_median']:.0f} | "
-                         f"{result['features_mean']:.0f} |")
+                         f"{result['translation_error_median_deg']:.2f} | {low:.2f}-{high:.2f} | "
+                         f"{result['inliers_median']:.0f} | {result['features_mean']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
