@@ -219,8 +219,12 @@ class TestDiagnostics:
         assert level(client.status("/r2d2_node")) != "ERROR"
 
     def test_stale_when_no_output_while_input_arrives(self, client: Client) -> None:
-        large = cv2.resize(GREY, (1920, 1440))  # 144 times the test frames: a few tenths of a second on a CPU
-        assert client.set_parameters("/r2d2_node/set_parameters", stale_timeout=0.1) == [(True, "")]
+        # Slow frames that travel well: 640x480 (0.3 MB; best-effort messages of several MB can lose a
+        # fragment each on the loopback and never arrive) through a pyramid of about 50 levels, about
+        # 16 times the frame's pixels: tenths of a second per frame on a CPU.
+        large = cv2.resize(GREY, (640, 480))
+        slow = {"scale_f": 1.03, "min_scale": 0.2}
+        assert client.set_parameters("/r2d2_node/set_parameters", stale_timeout=0.1, **slow) == [(True, "")] * 3
 
         def keep_input_waiting() -> None:
             # Several frames at once: while the node works on one, a newer one waits, for longer than
@@ -232,7 +236,9 @@ class TestDiagnostics:
             stale = client.wait_status("/r2d2_node", lambda s: "stale" in s.message, 60, keep_input_waiting)
             assert level(stale) == "ERROR", stale.message
         finally:
-            assert client.set_parameters("/r2d2_node/set_parameters", stale_timeout=30.0) == [(True, "")]
+            restored = {"stale_timeout": 30.0, "scale_f": FAST_PARAMETERS.get("scale_f", 2**0.25),
+                        "min_scale": FAST_PARAMETERS["min_scale"]}
+            assert client.set_parameters("/r2d2_node/set_parameters", **restored) == [(True, "")] * 3
         client.send(image_message("mono8", GREY, stamp=821))
         client.wait_status("/r2d2_node", lambda s: "stale" not in s.message, 30)
 
