@@ -45,7 +45,6 @@ class TestSubpixelOffsets:
         assert 0.4 < dx[0].item() <= 0.5 and dy[0].item() == pytest.approx(0.0, abs=1e-6)
         assert dx[1].item() == pytest.approx(0.0, abs=1e-6) and dy[1].item() == pytest.approx(-0.4, abs=0.05)
 
-
     @pytest.mark.parametrize("column, row", [(0, 3), (9, 3), (4, 0), (4, 7), (1, 1), (8, 6)])
     def test_each_edge_keeps_its_axis_and_the_pixel_beside_it_is_refined(self, column: int, row: int) -> None:
         height, width = 8, 10

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from r2d2_ros.extraction import ExtractionConfig
 from r2d2_ros.msg import Keypoints
 from r2d2_ros.ros.image_codec import decode_image
 from r2d2_ros.ros.messages import message_to_arrays
@@ -236,7 +237,7 @@ class TestDiagnostics:
             stale = client.wait_status("/r2d2_node", lambda s: "stale" in s.message, 60, keep_input_waiting)
             assert level(stale) == "ERROR", stale.message
         finally:
-            restored = {"stale_timeout": 30.0, "scale_f": FAST_PARAMETERS.get("scale_f", 2**0.25),
+            restored = {"stale_timeout": 30.0, "scale_f": FAST_PARAMETERS.get("scale_f", ExtractionConfig.scale_f),
                         "min_scale": FAST_PARAMETERS["min_scale"]}
             assert client.set_parameters("/r2d2_node/set_parameters", **restored) == [(True, "")] * 3
         client.send(image_message("mono8", GREY, stamp=821))
