@@ -1,12 +1,13 @@
 """What tracking adds to a frame: matching + verification time against the extraction time.
 
     python benchmarks/tracking.py [--sequence ../shared/data/sequences/kitti_seq1_left] [--top-k 2000]
-        [--model M] [--device cpu] [--repeats 5] [--max-points N]
+        [--model M] [--device cpu] [--repeats 5] [--max-points N] [--guided-radius R]
 
 Extracts two consecutive frames with the node's extraction, then times the tracker's frame-to-frame
 step (mutual nearest neighbours on the device + fundamental-matrix RANSAC) on them. With
 --max-points (the node's track_max_points), it also times a tracker that keeps N of the --top-k
-detections: its two updates (the first one keeps the best N, the second matches and chooses).
+detections: its two updates (the first one keeps the best N, the second matches and chooses). With
+--guided-radius (the node's track_guided_radius), it also times matching with the guided search.
 """
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-points", type=int, default=0, help="also time keeping N tracked points (0: no)")
+    parser.add_argument("--guided-radius", type=float, default=0.0,
+                        help="also time matching with guided search within R px (0: no)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     model = prepare_for_inference(load_model(args.model, device))
@@ -63,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     print("| step | median ms | share of the frame |\n|---|---|---|")
     print(f"| extraction | {extraction_ms:.1f} | 100% |")
     print(f"| matching + verification | {tracking_ms:.1f} | {100 * tracking_ms / extraction_ms:.1f}% |")
+    if args.guided_radius:
+        guided = FeatureTracker(TrackerConfig(guided_radius_px=args.guided_radius))
+        found = len(guided.match(*features))
+        guided_ms = _median_ms(lambda: guided.match(*features), args.repeats * 4, device)
+        print(f"| matching + verification + guided search ({args.guided_radius:g} px; {found} matches) | "
+              f"{guided_ms:.1f} | {100 * guided_ms / extraction_ms:.1f}% |")
     if args.max_points:
         config = TrackerConfig(max_points=args.max_points)
 

@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, default=Path("outputs/eval"))
     parser.add_argument("--cache", type=Path, default=Path(".cache/features"))
     parser.add_argument("--max-sequences", type=int, help="evaluate only the first N sequences")
+    parser.add_argument("--track-guided-radius", type=float, default=0.0,
+                        help="R2D2 and ORB tracking: pixels around a lost point's predicted position searched again "
+                             "after RANSAC (the node's track_guided_radius; 0: off)")
     parser.add_argument("--device", default="auto")
     add_extraction_arguments(parser)
     return parser
@@ -104,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--track-candidates ({args.track_candidates}) must be at least --track-features "
                              f"({args.track_features})")
         track_config = config.replace(top_k=args.track_candidates or args.track_features)
-        tracker_config = TrackerConfig(max_points=args.track_features if args.track_candidates else 0)
+        tracker_config = TrackerConfig(max_points=args.track_features if args.track_candidates else 0,
+                                       guided_radius_px=args.track_guided_radius)
         tracked_methods = [make_method(spec, track_config, device) for spec in specs if spec not in BASELINES]
         tracked_methods.append(make_method("orb", track_config, device))
     except BagError as error:
@@ -132,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 "hpatches": str(args.hpatches) if args.hpatches else None, "vo": str(args.vo) if args.vo else None,
                 "vo_bag": str(args.vo_bag) if args.vo_bag else None,
                 "tracks": [str(path) for path in args.tracks or []], "track_features": args.track_features,
-                "track_candidates": args.track_candidates}
+                "track_candidates": args.track_candidates,
+                "track_guided_radius": args.track_guided_radius}
     write_json(args.output / "results.json",
                {"settings": settings, "hpatches": hpatches, "vo": vo, "tracks": tracks, "pairs": pairs})
     table = markdown_table(hpatches, vo) + (tracks_table(tracks) if tracks else "")

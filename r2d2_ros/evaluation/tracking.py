@@ -19,13 +19,13 @@ from ..features import Features
 from ..image_io import read_rgb
 from ..sequences import Sequence
 from ..tracking import (CameraModel, FeatureTracker, TrackBook, TrackerConfig, Tracks, epipolar_inliers,
-                        rectify_points)
+                        rectify_points, sampson_errors)
 from ..viz import draw_tracks
 from .cache import FeatureCache
 from .methods import Method
 from .vo import pose_errors_from_correspondences
 
-__all__ = ["TrackedFrame", "track_method", "track_klt", "sampson_errors", "score_tracks", "draw_last_frame"]
+__all__ = ["TrackedFrame", "track_method", "track_klt", "score_tracks", "draw_last_frame"]
 
 # Sampson error below which a tracked step agrees with the ground-truth motion (the issue's 1 px).
 CONSISTENT_PX = 1.0
@@ -113,16 +113,6 @@ def _new_corners(image: np.ndarray, tracked: np.ndarray, count: int, min_distanc
         cv2.circle(mask, (int(x), int(y)), min_distance, 0, -1)
     corners = cv2.goodFeaturesToTrack(image, count, 0.01, min_distance, mask=mask)
     return np.zeros((0, 2), np.float32) if corners is None else corners.reshape(-1, 2).astype(np.float32)
-
-
-def sampson_errors(points1: np.ndarray, points2: np.ndarray, fundamental: np.ndarray) -> np.ndarray:
-    """First-order geometric distance (pixels) of correspondences to the epipolar geometry ``fundamental``."""
-    x1 = np.column_stack([points1, np.ones(len(points1))])
-    x2 = np.column_stack([points2, np.ones(len(points2))])
-    line2, line1 = x1 @ fundamental.T, x2 @ fundamental
-    numerator = np.einsum("ij,ij->i", x2, line2) ** 2
-    denominator = line2[:, 0] ** 2 + line2[:, 1] ** 2 + line1[:, 0] ** 2 + line1[:, 1] ** 2
-    return np.sqrt(numerator / np.maximum(denominator, 1e-12))
 
 
 def _true_fundamental(camera_matrix: np.ndarray, pose1: np.ndarray, pose2: np.ndarray) -> np.ndarray:

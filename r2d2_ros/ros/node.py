@@ -309,7 +309,8 @@ class R2D2Node(Node):
             features = extract_multiscale_batch(model.network, images, config, return_maps=want_heatmaps)
         with frame_stage("tracking_error"):
             tracker_config = TrackerConfig(values["track_max_distance"], values["track_ransac_px"],
-                                           max_points=values["track_max_points"])
+                                           max_points=values["track_max_points"],
+                                           guided_radius_px=values["track_guided_radius"])
             results = [camera.front_end.process(found, values["rectify_keypoints"], values["tracking"], tracker_config)
                        for camera, found in zip(self._cameras, features)]
         # One stamp for the whole set (the first camera's), each camera's own frame id.

@@ -112,6 +112,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("track_max_points", 0, "keypoints a tracking frame keeps: its tracked points first, wherever they "
               "rank among the top_k detections, then the best new ones (set top_k several times higher); "
               "0 = every detection", 0, 100_000),
+    ParamSpec("track_guided_radius", 0.0, "pixels around an unmatched point's predicted position (its verified "
+              "neighbours' motion) searched again after RANSAC, on its epipolar line: longer tracks; 0 = off",
+              0.0, 1000.0),
     ParamSpec("rectify_keypoints", False, "publish keypoints in rectified pixels (K, D, R, P of camera_info); "
               "frames are dropped until a camera_info arrives"),
 )

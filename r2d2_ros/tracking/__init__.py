@@ -3,7 +3,7 @@ from .front_end import FrontEndResult, MissingCameraInfo, TrackingFrontEnd
 from .rectification import CameraModel, rectify_points
 from .tracker import FeatureTracker, TrackerConfig
 from .tracks import TrackBook, Tracks
-from .verification import epipolar_inliers
+from .verification import epipolar_inliers, epipolar_model, sampson_errors
 
 __all__ = ["CameraModel", "FeatureTracker", "FrontEndResult", "MissingCameraInfo", "TrackBook", "TrackerConfig",
-           "TrackingFrontEnd", "Tracks", "epipolar_inliers", "rectify_points"]
+           "TrackingFrontEnd", "Tracks", "epipolar_inliers", "epipolar_model", "rectify_points", "sampson_errors"]

@@ -19,13 +19,18 @@ import torch
 from ..features import Features
 from ..matching import mutual_nearest_neighbours
 from .tracks import TrackBook, Tracks
-from .verification import epipolar_inliers
+from .verification import epipolar_model, sampson_errors
 
 __all__ = ["TrackerConfig", "FeatureTracker"]
 
 # Closest a new point may lie to a tracked one: nearer, it is most likely the same point re-detected
 # (a track the matcher missed), and two ids for one point would count it twice in a VO back end.
 NEW_POINT_SPACING_PX = 4.0
+# Verified neighbours whose median motion predicts where an unmatched point went (guided search).
+GUIDE_NEIGHBOURS = 5
+# Lowe's ratio between the two most similar detections in a point's search window: along an epipolar
+# line through repeated texture the most similar one alone is often the wrong one.
+GUIDED_RATIO = 0.8
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,17 @@ class TrackerConfig:
     # 0: every detection is kept and tracked. N > 0: the detections are candidates (extract more than
     # N); a frame keeps its tracked points, then new detections, best first, up to N.
     max_points: int = 0
+    # > 0: after RANSAC, a previous point without a match looks for one among the unmatched detections
+    # within this radius of where its verified neighbours' motion puts it, on its epipolar line.
+    guided_radius_px: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.max_descriptor_distance <= 2:
             raise ValueError(f"max_descriptor_distance must be in (0, 2], got {self.max_descriptor_distance}")
         if self.ransac_threshold_px <= 0 or self.trail_length < 2:
             raise ValueError(f"need ransac_threshold_px > 0 and trail_length >= 2: {self}")
+        if self.guided_radius_px < 0:
+            raise ValueError(f"guided_radius_px must be 0 (off) or positive, got {self.guided_radius_px}")
         if self.max_points < 0:
             raise ValueError(f"max_points must be 0 (keep every detection) or positive, got {self.max_points}")
 
@@ -67,9 +77,54 @@ class FeatureTracker:
                                                self.config.max_descriptor_distance).cpu().numpy()
         if len(candidates) == 0:
             return candidates
-        points1 = previous.keypoints[:, :2].float().cpu().numpy()[candidates[:, 0]]
-        points2 = current.keypoints[:, :2].float().cpu().numpy()[candidates[:, 1]]
-        return candidates[epipolar_inliers(points1, points2, camera_matrix, self.config.ransac_threshold_px)]
+        points1 = previous.keypoints[:, :2].float().cpu().numpy()
+        points2 = current.keypoints[:, :2].float().cpu().numpy()
+        inliers, fundamental = epipolar_model(points1[candidates[:, 0]], points2[candidates[:, 1]], camera_matrix,
+                                              self.config.ransac_threshold_px)
+        verified = candidates[inliers]
+        if self.config.guided_radius_px == 0 or fundamental is None:
+            return verified
+        return np.vstack([verified, self._guided_matches(previous, current, points1, points2, verified, fundamental)])
+
+    def _guided_matches(self, previous: Features, current: Features, points1: np.ndarray, points2: np.ndarray,
+                        verified: np.ndarray, fundamental: np.ndarray) -> np.ndarray:
+        """Matches for the previous points that mutual nearest neighbours missed, (K, 2) int64.
+
+        A point whose nearest neighbour over the whole frame was another one (repeated texture), or
+        whose match preferred another point, is searched again among the unmatched detections near its
+        predicted position (moved as its nearest verified neighbours moved) and within the RANSAC
+        threshold of its epipolar line; the most similar within the descriptor limit wins if clearly
+        more similar than the next (:data:`GUIDED_RATIO`), one detection per point.
+        """
+        unmatched1 = np.setdiff1d(np.arange(len(points1)), verified[:, 0])
+        unmatched2 = np.setdiff1d(np.arange(len(points2)), verified[:, 1])
+        if len(verified) == 0 or len(unmatched1) == 0 or len(unmatched2) == 0:
+            return np.zeros((0, 2), np.int64)
+        anchors = torch.from_numpy(points1[verified[:, 0]])
+        flow = torch.from_numpy(points2[verified[:, 1]]) - anchors
+        neighbours = torch.cdist(torch.from_numpy(points1[unmatched1]), anchors).topk(
+            min(GUIDE_NEIGHBOURS, len(anchors)), dim=1, largest=False).indices
+        predicted = points1[unmatched1] + flow[neighbours].median(dim=1).values.numpy()
+        near = torch.cdist(torch.from_numpy(predicted), torch.from_numpy(points2[unmatched2])) <= \
+            self.config.guided_radius_px
+        rows, columns = (index.numpy() for index in near.nonzero(as_tuple=True))
+        pairs = np.column_stack([unmatched1[rows], unmatched2[columns]])
+        pairs = pairs[sampson_errors(points1[pairs[:, 0]], points2[pairs[:, 1]], fundamental)
+                      <= self.config.ransac_threshold_px]
+        if len(pairs) == 0:
+            return pairs
+        index1, index2 = (torch.from_numpy(column).to(previous.descriptors.device) for column in pairs.T)
+        similarity = (previous.descriptors[index1].float() * current.descriptors[index2].float()).sum(dim=1)
+        distance = (2 - 2 * similarity).clamp(min=0).sqrt().cpu().numpy()  # unit descriptors
+        order = np.lexsort((distance, pairs[:, 0]))  # grouped by previous point, most similar first
+        pairs, distance = pairs[order], distance[order]
+        first, count = np.unique(pairs[:, 0], return_index=True, return_counts=True)[1:]
+        runner_up = np.where(count > 1, distance[np.minimum(first + 1, len(distance) - 1)], np.inf)
+        best = distance[first]
+        accepted = (best <= self.config.max_descriptor_distance) & (best <= GUIDED_RATIO * runner_up)
+        pairs, best = pairs[first[accepted]], best[accepted]
+        order = np.argsort(best, kind="stable")  # a detection claimed twice goes to the more similar point
+        return pairs[order][np.unique(pairs[order, 1], return_index=True)[1]]
 
     def update(self, features: Features, camera_matrix: np.ndarray | None = None) -> tuple[np.ndarray, Tracks]:
         """Tracks of a new frame.
@@ -107,3 +162,4 @@ class FeatureTracker:
             distance = torch.cdist(torch.from_numpy(points[others]), torch.from_numpy(points[tracked]))
             others = others[(distance.min(dim=1).values > NEW_POINT_SPACING_PX).numpy()]
         return np.sort(np.concatenate([tracked, others[: self.config.max_points - len(tracked)]]))
+

@@ -4,14 +4,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["epipolar_inliers", "MIN_MATCHES"]
+__all__ = ["epipolar_inliers", "epipolar_model", "sampson_errors", "MIN_MATCHES"]
 
 MIN_MATCHES = 8  # fewest correspondences the eight-point (or five-point) RANSAC works with
 
 
-def epipolar_inliers(points1: np.ndarray, points2: np.ndarray, camera_matrix: np.ndarray | None = None,
-                     threshold_px: float = 1.0, confidence: float = 0.999) -> np.ndarray:
-    """Which correspondences agree with one rigid camera motion.
+def epipolar_model(points1: np.ndarray, points2: np.ndarray, camera_matrix: np.ndarray | None = None,
+                   threshold_px: float = 1.0, confidence: float = 0.999) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which correspondences agree with one rigid camera motion, and that motion's fundamental matrix.
 
     RANSAC on the essential matrix when the intrinsics are known (points in pixels of a pinhole
     camera, i.e. undistorted), else on the fundamental matrix.
@@ -22,17 +22,37 @@ def epipolar_inliers(points1: np.ndarray, points2: np.ndarray, camera_matrix: np
         threshold_px: largest distance to the epipolar line of an inlier.
 
     Returns:
-        (K,) bool; all False with fewer than :data:`MIN_MATCHES` matches or when no model is found
-        (nothing is accepted unverified).
+        (K,) bool inliers, and the (3, 3) fundamental matrix in pixels (from the essential matrix
+        when K is given); all False and None with fewer than :data:`MIN_MATCHES` matches or when no
+        model is found (nothing is accepted unverified).
     """
     inliers = np.zeros(len(points1), bool)
     if len(points1) < MIN_MATCHES:
-        return inliers
+        return inliers, None
     points1, points2 = (np.ascontiguousarray(p, np.float64) for p in (points1, points2))
     if camera_matrix is not None:
         model, mask = cv2.findEssentialMat(points1, points2, camera_matrix, cv2.RANSAC, confidence, threshold_px)
     else:
         model, mask = cv2.findFundamentalMat(points1, points2, cv2.FM_RANSAC, threshold_px, confidence)
     if model is None or mask is None or model.shape[0] != 3:  # degenerate, or several solutions stacked
-        return inliers
-    return mask.ravel().astype(bool)
+        return inliers, None
+    if camera_matrix is not None:
+        inverse = np.linalg.inv(camera_matrix)
+        model = inverse.T @ model @ inverse
+    return mask.ravel().astype(bool), model
+
+
+def epipolar_inliers(points1: np.ndarray, points2: np.ndarray, camera_matrix: np.ndarray | None = None,
+                     threshold_px: float = 1.0, confidence: float = 0.999) -> np.ndarray:
+    """The inliers of :func:`epipolar_model`, (K,) bool."""
+    return epipolar_model(points1, points2, camera_matrix, threshold_px, confidence)[0]
+
+
+def sampson_errors(points1: np.ndarray, points2: np.ndarray, fundamental: np.ndarray) -> np.ndarray:
+    """First-order geometric distance (pixels) of correspondences (K, 2) to the epipolar geometry ``fundamental``."""
+    x1 = np.column_stack([points1, np.ones(len(points1))])
+    x2 = np.column_stack([points2, np.ones(len(points2))])
+    line2, line1 = x1 @ fundamental.T, x2 @ fundamental
+    numerator = np.einsum("ij,ij->i", x2, line2) ** 2
+    denominator = line2[:, 0] ** 2 + line2[:, 1] ** 2 + line1[:, 0] ** 2 + line1[:, 1] ** 2
+    return np.sqrt(numerator / np.maximum(denominator, 1e-12))

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from r2d2_ros.evaluation.tracking import TrackedFrame, sampson_errors, score_tracks, track_klt
+from r2d2_ros.evaluation.tracking import TrackedFrame, score_tracks, track_klt
 from r2d2_ros.sequences import CameraCalibration, Sequence
-from r2d2_ros.tracking import TrackBook
+from r2d2_ros.tracking import TrackBook, sampson_errors
 
 K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
 

@@ -90,6 +90,45 @@ def test_tracker_follows_a_moving_camera_and_drops_wrong_matches() -> None:
     assert (tracks.lengths[:40] == 1).all(), "matches off the motion must start new tracks, not continue"
 
 
+def test_guided_search_finds_matches_that_mutual_nearest_neighbours_missed() -> None:
+    """A decoy elsewhere that resembles a point more than its true match takes its nearest neighbour;
+    searching near the predicted position, on the epipolar line, finds the true match; a look-alike
+    off the epipolar line is refused."""
+    scene = _scene(300)
+    generator = torch.Generator().manual_seed(6)
+    descriptors = torch.nn.functional.normalize(torch.randn(300, 32, generator=generator), dim=1)
+    rotation, translation = cv2.Rodrigues(np.array([0.0, 0.02, 0.0]))[0], np.array([0.2, 0.0, 0.0])
+    first, second = _project(scene, np.eye(3), np.zeros(3)), _project(scene, rotation, translation)
+    seen_again = torch.nn.functional.normalize(descriptors + 0.05 * torch.randn(300, 32, generator=generator), dim=1)
+    # Points 40-59 are not detected again; a look-alike sits 5 px off each one's epipolar line instead.
+    skew = np.array([[0, -translation[2], translation[1]], [translation[2], 0, -translation[0]],
+                     [-translation[1], translation[0], 0]])
+    fundamental = np.linalg.inv(K).T @ skew @ rotation @ np.linalg.inv(K)
+    lines = np.column_stack([first, np.ones(300)]) @ fundamental.T
+    second[40:60] += 5 * lines[40:60, :2] / np.linalg.norm(lines[40:60, :2], axis=1, keepdims=True)
+    # Decoys of points 0-39, far from them, carry exactly their descriptors.
+    decoys = np.random.default_rng(3).uniform([0, 0], [640, 480], (40, 2))
+    decoys[np.linalg.norm(decoys - second[:40], axis=1) < 60] += 60
+    current = _features(np.vstack([second, decoys]), torch.cat([seen_again, descriptors[:40]]))
+
+    def track(radius: float) -> np.ndarray:
+        tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.6, guided_radius_px=radius))
+        first_ids = tracker.update(_features(first, descriptors), K)[1].ids
+        tracks = tracker.update(current, K)[1]
+        continued = tracks.lengths == 2
+        assert np.array_equal(tracks.ids[continued], first_ids[np.flatnonzero(continued)]), "same point, same id"
+        assert (tracks.lengths[300:] == 1).all(), "decoys are new points"
+        return continued
+
+    without, guided = track(0.0), track(10.0)
+    assert not without[:40].any() and without[60:300].mean() > 0.95
+    assert guided[:40].mean() >= 0.9, "the decoyed points are found near their predicted positions"
+    assert not guided[40:60].any(), "a look-alike off the epipolar line is not a match"
+    assert guided[60:300].mean() > 0.95
+    with pytest.raises(ValueError, match="guided_radius_px"):
+        TrackerConfig(guided_radius_px=-1)
+
+
 def _camera_info(distortion_model: str, d: list[float]) -> SimpleNamespace:
     return SimpleNamespace(width=640, height=480, k=K.reshape(-1).tolist(), d=d, r=[0.0] * 9, p=[0.0] * 12,
                            distortion_model=distortion_model)
