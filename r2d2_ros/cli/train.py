@@ -4,6 +4,7 @@
     r2d2-train --config config/train_default.yaml --resume        # continue runs/<output>/last.pt
     r2d2-train --config config/train_cpu.yaml --resume-from r2d2_ros/weights/r2d2_ros_default.pt  # next chunk
     r2d2-train --export runs/r2d2_default/best.pt model.pt        # weights + config only, for shipping
+    r2d2-train --config config/train_cpu.yaml run.val_pairs=200 --validate a.pt b.pt  # which is better, how sure
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import yaml
 from ..model import CheckpointError, load_checkpoint, save_checkpoint
 from ..training import Trainer, load_config
 from ..training.config import config_to_dict
+from ..training.validation import compare_checkpoints, scores_table
 
 __all__ = ["main", "export_model"]
 
@@ -42,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--print-config", action="store_true", help="print the merged configuration and exit")
     parser.add_argument("--export", nargs=2, metavar=("CHECKPOINT", "OUTPUT"),
                         help="write a checkpoint's weights, config and metadata without the optimizer state")
+    parser.add_argument("--validate", nargs="+", type=Path, metavar="CHECKPOINT",
+                        help="score these checkpoints on the config's validation pairs (run.val_pairs of them) and "
+                             "print a table; no training (overrides go before it)")
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. run.steps=200 data.crop_size=128")
     args = parser.parse_args(argv)
     if args.export:
@@ -56,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             print(yaml.safe_dump(config_to_dict(config), sort_keys=False))
             return 0
         trainer = Trainer(config, resume=args.resume, resume_from=args.resume_from)
-    except (ValueError, FileNotFoundError) as error:
+        if args.validate:
+            print(scores_table(compare_checkpoints(trainer, args.validate)))
+            return 0
+    except (ValueError, FileNotFoundError, CheckpointError) as error:
         parser.error(str(error))
     last = trainer.fit()
     logging.getLogger("r2d2-train").info("step %d; checkpoint %s; best validation MMA@3 %.4f", trainer.step, last,

@@ -16,10 +16,10 @@ from ..features import Features
 from ..sequences import Sequence
 from .cache import FeatureCache
 from .methods import Method
-from .metrics import mutual_nearest_neighbours
+from .metrics import bootstrap_interval, mutual_nearest_neighbours
 
 __all__ = ["relative_pose_errors", "pose_errors_from_correspondences", "evaluate_vo", "score_vo",
-           "bag_features_for_sequence", "median_interval"]
+           "bag_features_for_sequence"]
 
 
 def _angle_deg(cosine: float) -> float:
@@ -76,22 +76,6 @@ def pose_errors_from_correspondences(points1: np.ndarray, points2: np.ndarray, c
     return (*relative_pose_errors(rotation, translation, pose1, pose2), int(count))
 
 
-def median_interval(values: list[float] | np.ndarray, level: float = 0.95, resamples: int = 2000
-                    ) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of the median of ``values`` (fixed seed: reruns agree).
-
-    The VO check's medians come from about 50 frame pairs of one sequence: the interval says how
-    far apart two methods' medians must be before the sequence can tell them apart.
-    """
-    values = np.asarray(values, float)
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    samples = np.random.default_rng(0).choice(values, (resamples, len(values)))
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(np.median(samples, axis=1), [tail, 100 - tail])
-    return float(low), float(high)
-
-
 def _check_ground_truth(sequence: Sequence) -> None:
     if sequence.poses is None or sequence.calibration is None:
         raise ValueError(f"{sequence.name}: the VO check needs ground-truth poses and a calibration")
@@ -110,7 +94,7 @@ def score_vo(sequence: Sequence, features: list[Features]) -> dict[str, float]:
         "pairs": len(rotation_errors),
         "rotation_error_median_deg": round(float(np.median(rotation_errors)), 3),
         "translation_error_median_deg": round(float(np.median(translation_errors)), 3),
-        "translation_error_median_ci95_deg": [round(v, 3) for v in median_interval(translation_errors)],
+        "translation_error_median_ci95_deg": [round(v, 3) for v in bootstrap_interval(translation_errors)],
         "inliers_median": float(np.median(inliers)),
         "features_mean": round(float(np.mean([len(f) for f in features])), 1),
     }

@@ -214,14 +214,21 @@ class Trainer:
         log.warning("step %d: non-finite loss or gradient, step skipped (%s)", self.step, values)
         return StepResult(values, skipped=True)
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """MMA@3 of mutual nearest-neighbour matches, and keypoints per image, on the held-out pairs.
+        """MMA@3 of mutual nearest-neighbour matches, and keypoints per image, on the held-out pairs."""
+        accuracies, counts = self.validation_accuracies()
+        return {"val_mma3": float(np.mean(accuracies)) if accuracies else 0.0,
+                "val_keypoints": float(np.mean(counts)) if counts else 0.0}
+
+    @torch.no_grad()
+    def validation_accuracies(self) -> tuple[list[float], list[int]]:
+        """MMA@3 of each held-out pair, and the keypoints of each of their images.
 
         A pair where either image has no keypoint counts as MMA 0 (an early network finds none).
         """
         self.model.eval()
-        accuracies, counts = [], []
+        accuracies: list[float] = []
+        counts: list[int] = []
         for pair in self._validation_pairs:
             features = [extract_multiscale(self.model, pair[key], self._validation_extraction)
                         for key in ("image1", "image2")]
@@ -232,9 +239,8 @@ class Trainer:
             matches = mutual_nearest_neighbours(features[0].descriptors, features[1].descriptors).cpu().numpy()
             errors = match_errors(features[0].keypoints.cpu().numpy(), features[1].keypoints.cpu().numpy(), matches,
                                   pair["homography"])
-            accuracies.append(mean_matching_accuracy(errors, (3,))[0])
-        return {"val_mma3": float(np.mean(accuracies)) if accuracies else 0.0,
-                "val_keypoints": float(np.mean(counts)) if counts else 0.0}
+            accuracies.append(float(mean_matching_accuracy(errors, (3,))[0]))
+        return accuracies, counts
 
     # --- checkpoints -------------------------------------------------------------------------
 

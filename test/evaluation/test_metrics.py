@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from r2d2_ros.evaluation.metrics import (homography_accuracy, keypoint_repeatability, match_errors,
+from r2d2_ros.evaluation.metrics import (bootstrap_interval, homography_accuracy, keypoint_repeatability, match_errors,
                                          mean_matching_accuracy, mutual_nearest_neighbours)
-from r2d2_ros.evaluation.vo import median_interval, relative_pose_errors
+from r2d2_ros.evaluation.vo import relative_pose_errors
 from r2d2_ros.geometry import corner_error, homography_flow, warp_points
 
 HOMOGRAPHY = np.array([[0.9, 0.1, 12.0], [-0.05, 1.1, -4.0], [1e-4, -2e-4, 1.0]])
@@ -151,14 +151,16 @@ def test_homography_accuracy_needs_four_matches_and_a_non_degenerate_set() -> No
     assert error == float("inf") and not correct.any()
 
 
-def test_median_interval_brackets_the_median_and_narrows_with_more_pairs() -> None:
+def test_bootstrap_interval_brackets_the_statistic_and_narrows_with_more_pairs() -> None:
     rng = np.random.default_rng(1)
     few, many = rng.normal(1.0, 0.3, 50), rng.normal(1.0, 0.3, 800)
-    low, high = median_interval(few)
+    low, high = bootstrap_interval(few)
     assert low < np.median(few) < high
-    many_low, many_high = median_interval(many)
+    many_low, many_high = bootstrap_interval(many)
     assert (high - low) > 2 * (many_high - many_low)  # about sqrt(16) = 4 times narrower
-    assert median_interval(few) == (low, high), "a fixed seed: reruns report the same interval"
-    assert median_interval(few, level=0.5)[1] - median_interval(few, level=0.5)[0] < high - low
-    assert median_interval([0.7] * 10) == (0.7, 0.7)
-    assert all(np.isnan(median_interval([])))
+    assert bootstrap_interval(few) == (low, high), "a fixed seed: reruns report the same interval"
+    assert bootstrap_interval(few, level=0.5)[1] - bootstrap_interval(few, level=0.5)[0] < high - low
+    assert bootstrap_interval([0.7] * 10) == (0.7, 0.7)
+    assert all(np.isnan(bootstrap_interval([])))
+    mean_low, mean_high = bootstrap_interval(few, statistic=np.mean)
+    assert mean_low < few.mean() < mean_high and (mean_low, mean_high) != (low, high)

@@ -14,9 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+from r2d2_ros.cli.train import main as train_main
 from r2d2_ros.model import load_checkpoint, load_model
 from r2d2_ros.training import Trainer, load_config
 from r2d2_ros.training.data import DataConfig, FlowPairs, SyntheticPairs, collate_pairs, list_images, read_flow
+from r2d2_ros.training.validation import compare_checkpoints
+from r2d2_ros.weights import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["run.batch_size=4", "data.crop_size=64", "data.min_source_side=96", "data.max_source_side=128",
@@ -274,3 +277,27 @@ def test_init_from_a_checkpoint_with_a_fresh_reliability_head(photos: Path, tmp_
     assert torch.equal(second.model.ops[0].weight, first.model.ops[0].weight)
     assert not second.model.clf.weight.any() and not second.model.clf.bias.any()
     assert second.step == 0
+
+
+def test_validate_compares_checkpoints_on_the_same_pairs(photos: Path, tmp_path: Path, random_checkpoint: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """r2d2-train --validate: the bundled network beats a random one by an interval clear of zero."""
+    config = _config(photos, tmp_path / "run")
+    trainer = Trainer(config)
+    untrained = tmp_path / "untrained.pt"
+    trainer.save(untrained)
+    scores = compare_checkpoints(trainer, [untrained, DEFAULT_MODEL, untrained])
+    assert scores[0].difference == 0 and scores[0].difference_interval == (0.0, 0.0)
+    assert scores[2].mma3 == scores[0].mma3, "same weights on the same pairs, the same score"
+    trained = scores[1]
+    assert trained.step == load_checkpoint(DEFAULT_MODEL).meta["step"]
+    assert trained.mma3_interval[0] <= trained.mma3 <= trained.mma3_interval[1]
+    assert trained.difference > 0.1 and trained.difference_interval[0] > 0, scores
+
+    overrides = [f"images=[{photos}]", f"run.output={tmp_path / 'run'}", *TINY]
+    assert train_main([*overrides, "--validate", str(untrained), str(DEFAULT_MODEL)]) == 0
+    table = capsys.readouterr().out
+    assert f"| {untrained} | 0 |" in table and f"| {DEFAULT_MODEL} | {trained.step} |" in table
+    with pytest.raises(SystemExit) as refused:  # an N16 checkpoint for a Fast config: refused before scoring
+        train_main([*overrides, "--validate", str(untrained), str(random_checkpoint)])
+    assert refused.value.code == 2 and "Quad_L2Net_ConfCFS()" in capsys.readouterr().err
