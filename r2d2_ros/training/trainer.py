@@ -246,10 +246,18 @@ class Trainer:
 
     def save(self, path: Path, validation_mma: float | None = None) -> None:
         """Writes an r2d2_ros checkpoint with the optimizer state, atomically."""
-        meta = {"step": self.step, "best_val_mma3": self.best_mma, "counters": dict(self.counters),
-                "val_mma3": validation_mma, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        meta = {"step": self.step, "best_val_mma3": self.best_mma, "validation_set": self._validation_set(),
+                "counters": dict(self.counters), "val_mma3": validation_mma,
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         extra = {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step}
         save_checkpoint(path, self.model, config=config_to_dict(self.config), meta=meta, extra=extra)
+
+    def _validation_set(self) -> dict[str, Any]:
+        """What decides the validation pairs and their scoring, as plain data (checkpoints record it)."""
+        plain = config_to_dict(self.config)
+        return {"images": plain["images"], "data": plain["data"],
+                **{key: plain["run"][key] for key in ("val_pairs", "val_size", "val_threshold", "val_image_every",
+                                                      "seed")}}
 
     def load(self, path: Path) -> None:
         """Restores weights, step and counters, and the optimizer and scaler state when the checkpoint has them.
@@ -269,6 +277,10 @@ class Trainer:
             self.step = int(checkpoint.meta.get("step", 0))
             log.info("%s has no optimizer state: Adam restarts at step %d", path, self.step)
         self.best_mma = float(checkpoint.meta.get("best_val_mma3", -1.0))
+        if checkpoint.meta.get("validation_set") != self._validation_set():
+            # A best score from other validation pairs does not compare: the next validation sets it anew.
+            log.info("%s was validated on other pairs: best.pt is chosen anew on these", path)
+            self.best_mma = -1.0
         self.counters.update(checkpoint.meta.get("counters", {}))
         log.info("resumed from %s at step %d", path, self.step)
 

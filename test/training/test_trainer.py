@@ -301,3 +301,15 @@ def test_validate_compares_checkpoints_on_the_same_pairs(photos: Path, tmp_path:
     with pytest.raises(SystemExit) as refused:  # an N16 checkpoint for a Fast config: refused before scoring
         train_main([*overrides, "--validate", str(untrained), str(random_checkpoint)])
     assert refused.value.code == 2 and "Quad_L2Net_ConfCFS()" in capsys.readouterr().err
+
+
+def test_resume_keeps_the_best_score_only_for_the_same_validation_pairs(photos: Path, tmp_path: Path) -> None:
+    first = Trainer(_config(photos, tmp_path, "run.steps=1", "run.val_every=1"))
+    first.fit()
+    assert first.best_mma >= 0
+    same_pairs = Trainer(_config(photos, tmp_path, "run.steps=2", "run.val_every=1"), resume=True)
+    assert same_pairs.best_mma == first.best_mma
+    # More validation pairs (or another recipe) score differently: best.pt is chosen anew.
+    for change in ("run.val_pairs=4", "data.greyscale=0.5"):
+        other = Trainer(_config(photos, tmp_path, "run.steps=2", "run.val_every=1", change), resume=True)
+        assert other.best_mma == -1.0, change
