@@ -114,7 +114,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "0 = every detection", 0, 100_000),
     ParamSpec("track_guided_radius", 0.0, "pixels around an unmatched point's predicted position (its verified "
               "neighbours' motion) searched again after RANSAC, on its epipolar line: longer tracks; 0 = off",
-              0.0, 1000.0),
+              0.0, 200.0),
     ParamSpec("rectify_keypoints", False, "publish keypoints in rectified pixels (K, D, R, P of camera_info); "
               "frames are dropped until a camera_info arrives"),
 )

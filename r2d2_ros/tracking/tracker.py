@@ -5,6 +5,9 @@ GPU pipeline copies nothing extra; only the matched positions go to the host for
 by descriptor, not by position, is what keeps tracks through frames dropped under load: only the
 appearance change, not the distance moved, limits a match.
 
+With ``guided_radius_px`` a point that mutual nearest neighbours missed is searched again near where
+its verified neighbours moved in the same frame pair, so a dropped frame does not break that either.
+
 With ``max_points`` the tracker also chooses which detections a frame keeps, as classic front ends
 (VINS) do: the tracked points first, wherever they rank among the detections, then the best new
 ones away from them. Without it, a point leaves its track as soon as it drops out of the best N.
@@ -162,4 +165,3 @@ class FeatureTracker:
             distance = torch.cdist(torch.from_numpy(points[others]), torch.from_numpy(points[tracked]))
             others = others[(distance.min(dim=1).values > NEW_POINT_SPACING_PX).numpy()]
         return np.sort(np.concatenate([tracked, others[: self.config.max_points - len(tracked)]]))
-

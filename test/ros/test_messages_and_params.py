@@ -137,7 +137,7 @@ class TestParameters:
         ("track_max_distance", [0.05, 2.0], [0.0, 2.01]),  # unit vectors are at most 2 apart
         ("track_ransac_px", [0.1, 20.0], [0.0]),
         ("track_max_points", [0, 1], [-1]),  # 0 keeps every detection
-        ("track_guided_radius", [0.0, 10.0], [-1.0]),  # 0 = no guided search
+        ("track_guided_radius", [0.0, 200.0], [-1.0, 201.0]),  # 0 = no guided search; wider is no prediction
         ("sync_tolerance", [0.0, 0.5], [-0.001]),  # 0 = identical stamps
         ("shutdown_timeout", [0.0], [-1.0]),  # 0 = do not wait for the frame in progress
         ("stale_timeout", [0.1], [0.0]),
