@@ -28,6 +28,7 @@ from ..evaluation.metrics import match_errors, mean_matching_accuracy, mutual_ne
 from ..extraction.multiscale import IMAGENET_MEAN, IMAGENET_STD
 from ..image_io import read_rgb
 from ..model import R2D2Output, load_checkpoint, load_model, parse_arch, save_checkpoint
+from ..model.checkpoint import Checkpoint
 from .config import TrainConfig, config_to_dict
 from .data import FlowPairs, SyntheticPairs, collate_pairs, list_images, make_synthetic_pair
 from .losses import R2D2Loss
@@ -259,15 +260,20 @@ class Trainer:
                 **{key: plain["run"][key] for key in ("val_pairs", "val_size", "val_threshold", "val_image_every",
                                                       "seed")}}
 
+    def read_checkpoint(self, path: Path) -> Checkpoint:
+        """A checkpoint of this run's architecture; ValueError for another one (its weights would not fit)."""
+        checkpoint = load_checkpoint(path)
+        if checkpoint.arch.to_string() != self.model.arch:
+            raise ValueError(f"{path} holds {checkpoint.arch.to_string()}, this run trains {self.model.arch}")
+        return checkpoint
+
     def load(self, path: Path) -> None:
         """Restores weights, step and counters, and the optimizer and scaler state when the checkpoint has them.
 
         An exported checkpoint (no optimizer state) continues at its step with a fresh optimizer:
         Adam's moments are re-estimated within a few dozen steps, and the schedules follow the step.
         """
-        checkpoint = load_checkpoint(path)
-        if checkpoint.arch.to_string() != self.model.arch:
-            raise ValueError(f"{path} holds {checkpoint.arch.to_string()}, this run trains {self.model.arch}")
+        checkpoint = self.read_checkpoint(path)
         self.model.load_state_dict(checkpoint.state_dict)
         if "optimizer" in checkpoint.extra:
             self.optimizer.load_state_dict(checkpoint.extra["optimizer"])

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation.metrics import bootstrap_interval
-from ..model import load_checkpoint
 from .trainer import Trainer
 
 __all__ = ["CheckpointScore", "compare_checkpoints", "scores_table"]
@@ -36,13 +35,10 @@ def compare_checkpoints(trainer: Trainer, paths: Sequence[Path]) -> list[Checkpo
     """Scores each checkpoint's weights (the trainer's architecture) on the trainer's validation pairs.
 
     Raises:
-        ValueError: a checkpoint holds another architecture (checked for all before any is scored).
+        ValueError: a checkpoint holds another architecture (all are read and checked before any is scored).
         CheckpointError: a checkpoint cannot be read.
     """
-    checkpoints = [load_checkpoint(path) for path in paths]
-    for path, checkpoint in zip(paths, checkpoints):
-        if checkpoint.arch.to_string() != trainer.model.arch:
-            raise ValueError(f"{path} holds {checkpoint.arch.to_string()}, the config trains {trainer.model.arch}")
+    checkpoints = [trainer.read_checkpoint(path) for path in paths]
     scores: list[CheckpointScore] = []
     first: np.ndarray | None = None
     for path, checkpoint in zip(paths, checkpoints):
