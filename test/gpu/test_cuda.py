@@ -80,7 +80,9 @@ def test_one_host_wait_per_frame(checkpoint: Path, image: np.ndarray) -> None:
             extract_multiscale(model, normalised, ExtractionConfig())
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    waits = [w for w in caught if "synchroniz" in str(w.message)]
+    # One warning per synchronizing operation; torch 2.11 also warns once that the debug mode itself is
+    # a prototype ("Synchronization debug mode is a prototype feature..."), which is no host wait.
+    waits = [w for w in caught if "called a synchronizing" in str(w.message)]
     assert len(waits) == 1, [str(w.message) for w in waits]
 
 
