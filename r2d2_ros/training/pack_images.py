@@ -2,20 +2,31 @@
 
     python -m r2d2_ros.training.pack_images ../shared/data/train .gpu/train [--short-side 352] [--quality 82]
 
-Each photo is shrunk (never enlarged) so that its short side is at most --short-side, and written as
-JPEG under the same relative path and name: the sorted file list, hence the trainer's held-out
-validation photos (every run.val_image_every-th), stay the same as on the original folder. Pair it
-with data.max_source_side at most --short-side, so that training never upsamples what was shrunk here.
+Each photo is read as the trainer reads it, shrunk (never enlarged) so that its short side is at most
+--short-side, and written as JPEG under the same relative path and name (``.jpg`` appended to names
+of other formats). The packed folder lists the same files in the same order, so the trainer holds out
+the same validation photos (every run.val_image_every-th): an unreadable file is copied unchanged, to
+be skipped and counted by the trainer there as here. Pair it with data.max_source_side at most
+--short-side, so that training never enlarges what was shrunk here.
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
 import cv2
 
+from r2d2_ros.image_io import read_rgb
 from r2d2_ros.training.data import list_images
+
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
+def packed_name(relative: Path) -> Path:
+    """Where a photo goes in the packed folder: its own name, with ``.jpg`` appended unless it is a JPEG."""
+    return relative if relative.suffix.lower() in JPEG_SUFFIXES else relative.with_name(relative.name + ".jpg")
 
 
 def pack_image(source: Path, target: Path, short_side: int, quality: int) -> int:
@@ -24,38 +35,61 @@ def pack_image(source: Path, target: Path, short_side: int, quality: int) -> int
     Raises:
         ValueError: ``source`` cannot be read as an image.
     """
-    image = cv2.imread(str(source), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{source}: not a readable image")
+    image = read_rgb(source)  # the trainer's reader: same orientation, channels and bit depth
     factor = short_side / min(image.shape[:2])
     if factor < 1:  # INTER_AREA: anti-aliased shrinking
         image = cv2.resize(image, (round(image.shape[1] * factor), round(image.shape[0] * factor)),
                            interpolation=cv2.INTER_AREA)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError(f"{source}: JPEG encoding failed")
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(encoded.tobytes())
     return encoded.size
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _quality(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"JPEG quality must be within 1-100, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Packs every photo under ``source`` into ``target``; returns 2 for arguments that would not work."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, help="folder of photos (searched recursively)")
     parser.add_argument("target", type=Path, help="output folder (same relative paths and names)")
-    parser.add_argument("--short-side", type=int, default=352)
-    parser.add_argument("--quality", type=int, default=82, help="JPEG quality")
+    parser.add_argument("--short-side", type=_positive, default=352)
+    parser.add_argument("--quality", type=_quality, default=82, help="JPEG quality")
     args = parser.parse_args(argv)
-    total, skipped = 0, 0
-    images = list_images([args.source])
-    for path in images:
-        relative = path.relative_to(args.source)
+    source, target = args.source.resolve(), args.target.resolve()
+    if target == source or source in target.parents:
+        parser.error(f"{args.target} lies inside {args.source}: the packed photos would be packed again")
+    images = list_images([source])
+    relative = [path.relative_to(source) for path in images]
+    names = [packed_name(path) for path in relative]
+    if sorted(names) != names or len(set(names)) != len(names):
+        # Another order would hold out other validation photos than the trainer does on the source.
+        parser.error("the packed names would not keep the photos' order (names differing only in their suffix?)")
+    total, unreadable = 0, 0
+    for path, name in zip(images, names):
         try:
-            total += pack_image(path, args.target / relative.with_suffix(".jpg"), args.short_side, args.quality)
+            total += pack_image(path, target / name, args.short_side, args.quality)
         except ValueError as error:
-            print(error, file=sys.stderr)
-            skipped += 1
-    print(f"{len(images) - skipped} photos, {total / 2**20:.1f} MiB in {args.target}; {skipped} unreadable skipped")
+            print(f"{error}: copied unchanged", file=sys.stderr)
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target / name)
+            unreadable += 1
+    print(f"{len(images)} files, {total / 2**20:.1f} MiB of photos in {args.target}; "
+          f"{unreadable} unreadable copied unchanged")
     return 0
 
 
