@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..backends import make_runner
+from ..backends import DEFAULT_ENGINE_CACHE, make_runner
 from ..device import resolve_device
 from ..extraction import ExtractionConfig, NetworkRunner, extract_multiscale
 from ..model import load_model, prepare_for_inference
@@ -77,11 +77,11 @@ def warm_up(network: NetworkRunner, config: ExtractionConfig) -> None:
 
 
 def load_inference_model(model_path: str, device_name: str, config: ExtractionConfig,
-                         backend: str = "torch") -> InferenceModel:
+                         backend: str = "torch", engine_cache: str = "") -> InferenceModel:
     """Loads a checkpoint ("" = the bundled model) onto a device, prepares it in ``backend`` and warms it up.
 
     An onnxruntime session is built for ``config.precision`` and ``config.max_size`` (TensorRT's
-    engine); a change of either needs a new model.
+    engine, kept in ``engine_cache``, "" = the default folder); a change of either needs a new model.
 
     Raises:
         ModelLoadError: for any failure, with its reason.
@@ -90,6 +90,8 @@ def load_inference_model(model_path: str, device_name: str, config: ExtractionCo
     with _load_errors():
         device = resolve_device(device_name)
         model = prepare_for_inference(load_model(path, device))
-        network = make_runner(model, backend, config.precision, max_side=config.max_size)
+        network = make_runner(model, backend, config.precision,
+                              engine_cache=Path(engine_cache).expanduser() if engine_cache else DEFAULT_ENGINE_CACHE,
+                              max_side=config.max_size)
     warm_up(network, config)
     return InferenceModel(network, device, path.stem, cpu_fallback_note(device_name, device), model.arch, backend)

@@ -150,12 +150,13 @@ class TestParameters:
             assert spec(name).check(value) is not None, (name, value)
 
     @pytest.mark.parametrize(("name", "value"), [("diagnostics_period", 2.0), ("use_compressed", True),
-                                                 ("cameras", ["a", "b"])])
+                                                 ("cameras", ["a", "b"]), ("engine_cache", "/var/lib/engines")])
     def test_what_is_fixed_at_start_up_is_read_only(self, name: str, value: object) -> None:
         assert spec(name).read_only and "read-only" in validate_update(defaults(), {name: value})
 
     def test_everything_else_changes_at_runtime(self) -> None:
-        assert {p.name for p in PARAMETERS if p.read_only} == {"diagnostics_period", "use_compressed", "cameras"}
+        assert {p.name for p in PARAMETERS if p.read_only} == {"diagnostics_period", "use_compressed", "cameras",
+                                                                       "engine_cache"}
 
     def test_every_parameter_is_documented(self) -> None:
         assert all(spec.description for spec in PARAMETERS)
