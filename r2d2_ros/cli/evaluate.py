@@ -7,6 +7,9 @@
 --vo-bag scores a feature bag (r2d2-extract --bag) made from the --vo sequence's bag, as one more VO
 row named after the bag; with --vo-bag, only the --methods given are evaluated beside it.
 
+--backend onnxruntime runs the R2D2 methods as the node would with that backend (TensorRT, else CUDA,
+on a GPU): what a deployment's precision costs in accuracy, measured; cached apart from PyTorch's.
+
 --tracks tracks features frame to frame on each sequence with every R2D2 method, ORB and the classic
 KLT front end, all at --track-features points per frame: track lengths, the share of tracks
 consistent with the ground-truth motion and relative-pose errors (where the sequence has poses);
@@ -34,7 +37,7 @@ from ..bags import BagError
 from ..device import resolve_device
 from ..evaluation.cache import FeatureCache
 from ..evaluation.hpatches import DatasetError, load_hpatches
-from ..evaluation.methods import BASELINES, Method, make_method
+from ..evaluation.methods import BASELINES, Backend, Method, make_method
 from ..evaluation.protocol import evaluate_hpatches, summarise
 from ..evaluation.report import markdown_table, plot_mma, tracks_table, write_json
 from ..evaluation.tracking import draw_last_frame, score_tracks, track_klt, track_method
@@ -43,7 +46,7 @@ from ..model import CheckpointError
 from ..sequences import Sequence, load_sequence
 from ..tracking import TrackerConfig
 from ..weights import DEFAULT_MODEL
-from .common import add_extraction_arguments, extraction_config
+from .common import add_backend_arguments, add_extraction_arguments, extraction_config
 
 __all__ = ["main", "default_methods"]
 
@@ -81,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="R2D2 and ORB tracking: pixels around a lost point's predicted position searched again "
                              "after RANSAC (the node's track_guided_radius; 0: off)")
     parser.add_argument("--device", default="auto")
+    add_backend_arguments(parser)
     add_extraction_arguments(parser)
     return parser
 
@@ -102,18 +106,19 @@ def main(argv: list[str] | None = None) -> int:
         track_sequences = [load_sequence(path) for path in args.tracks or []]
         chosen = args.methods or ([] if args.vo_bag else default_methods())
         specs = [f"r2d2_ros_default={DEFAULT_MODEL}" if m == "default" else m for m in chosen]
-        methods: list[Method] = [make_method(spec, config, device) for spec in specs]
+        backend = Backend(args.backend, args.execution_provider, args.engine_cache)
+        methods: list[Method] = [make_method(spec, config, device, backend) for spec in specs]
         if args.track_candidates and args.track_candidates < args.track_features:
             raise ValueError(f"--track-candidates ({args.track_candidates}) must be at least --track-features "
                              f"({args.track_features})")
         track_config = config.replace(top_k=args.track_candidates or args.track_features)
         tracker_config = TrackerConfig(max_points=args.track_features if args.track_candidates else 0,
                                        guided_radius_px=args.track_guided_radius)
-        tracked_methods = [make_method(spec, track_config, device) for spec in specs if spec not in BASELINES]
-        tracked_methods.append(make_method("orb", track_config, device))
+        tracked_methods = [make_method(spec, track_config, device, backend) for spec in specs
+                           if spec not in BASELINES] + [make_method("orb", track_config, device)] if args.tracks else []
     except BagError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    except (DatasetError, ValueError, CheckpointError) as error:
+    except (DatasetError, ValueError, CheckpointError) as error:  # BackendError is a ValueError
         parser.error(str(error))
     cache = FeatureCache(args.cache)
     images = len(sequences) * 6 + (len(vo_sequence.poses) if vo_sequence is not None else 0)

@@ -15,11 +15,12 @@ import cv2
 import numpy as np
 import torch
 
+from ..backends import DEFAULT_ENGINE_CACHE, OnnxRuntimeRunner, make_runner
 from ..extraction import ExtractionConfig, extract_multiscale
 from ..features import Features
 from ..model import load_model, prepare_for_inference
 
-__all__ = ["Method", "R2D2Method", "OpenCVMethod", "BASELINES", "make_method"]
+__all__ = ["Method", "Backend", "R2D2Method", "OpenCVMethod", "BASELINES", "make_method"]
 
 
 class Method(Protocol):
@@ -35,18 +36,34 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
-class R2D2Method:
-    """An R2D2 checkpoint (original or r2d2_ros) with an extraction config."""
+@dataclass(frozen=True)
+class Backend:
+    """What runs an R2D2 network (:func:`r2d2_ros.backends.make_runner`): the node's and CLIs' choices."""
 
-    def __init__(self, checkpoint: Path, config: ExtractionConfig, device: torch.device, name: str | None = None
-                 ) -> None:
+    name: str = "torch"
+    provider: str = "auto"  # onnxruntime only
+    engine_cache: Path = DEFAULT_ENGINE_CACHE
+
+
+class R2D2Method:
+    """An R2D2 checkpoint (original or r2d2_ros) with an extraction config, run by ``backend``.
+
+    Raises:
+        BackendError: the backend cannot run the network (missing package or provider, precision).
+    """
+
+    def __init__(self, checkpoint: Path, config: ExtractionConfig, device: torch.device, name: str | None = None,
+                 backend: Backend = Backend()) -> None:
         self.name = name or checkpoint.stem
-        self.model = prepare_for_inference(load_model(checkpoint, device))
+        self.network = make_runner(prepare_for_inference(load_model(checkpoint, device)), backend.name,
+                                   config.precision, backend.provider, backend.engine_cache, config.max_size)
         self.config = config
         self.key = f"r2d2-{self.name}-{_file_digest(checkpoint)}-{hashlib.sha256(repr(config).encode()).hexdigest()[:8]}"
+        if isinstance(self.network, OnnxRuntimeRunner):  # other numerics: cached apart (PyTorch's keys unchanged)
+            self.key += f"-onnxruntime-{self.network.provider}-{self.network.precision(config.precision)}"
 
     def extract(self, image: np.ndarray) -> Features:
-        return extract_multiscale(self.model, image, self.config).to("cpu")
+        return extract_multiscale(self.network, image, self.config).to("cpu")
 
 
 def _to_features(keypoints: list[cv2.KeyPoint], descriptors: np.ndarray | None, size: tuple[int, int],
@@ -94,11 +111,12 @@ class OpenCVMethod:
 BASELINES = ("sift", "rootsift", "orb", "akaze")
 
 
-def make_method(spec: str, config: ExtractionConfig, device: torch.device) -> Method:
-    """``sift``, ``rootsift``, ``orb``, ``akaze``, or a checkpoint path (optionally ``name=path``).
+def make_method(spec: str, config: ExtractionConfig, device: torch.device, backend: Backend = Backend()) -> Method:
+    """``sift``, ``rootsift``, ``orb``, ``akaze``, or a checkpoint path (optionally ``name=path``) run by ``backend``.
 
     Raises:
         ValueError: an unknown name, or a checkpoint that cannot be loaded.
+        BackendError: ``backend`` cannot run the checkpoint.
     """
     if spec in BASELINES:
         return OpenCVMethod(spec, config.top_k)
@@ -106,4 +124,4 @@ def make_method(spec: str, config: ExtractionConfig, device: torch.device) -> Me
     checkpoint = Path(path)
     if not checkpoint.is_file():
         raise ValueError(f"unknown method {spec!r}: not one of {', '.join(BASELINES)} and not a checkpoint file")
-    return R2D2Method(checkpoint, config, device, name or None)
+    return R2D2Method(checkpoint, config, device, name or None, backend)
