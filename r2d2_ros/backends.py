@@ -10,6 +10,7 @@ Either way the pyramid, NMS and top-k are the extraction's own, on the same devi
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -20,7 +21,7 @@ from .export import INPUT_NAME, OUTPUT_NAMES, export_onnx
 from .extraction.runner import NetworkRunner, TorchRunner
 from .model.nets import R2D2Net
 
-__all__ = ["BACKENDS", "PROVIDER_CHOICES", "DEFAULT_ENGINE_CACHE", "BackendError", "OnnxRuntimeRunner",
+__all__ = ["BACKENDS", "PROVIDER_CHOICES", "DEFAULT_ENGINE_CACHE", "Backend", "BackendError", "OnnxRuntimeRunner",
            "choose_provider", "make_runner"]
 
 BACKENDS = ("torch", "onnxruntime")
@@ -35,6 +36,15 @@ _INSTALL = {
 DEFAULT_ENGINE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "r2d2_ros" / "tensorrt"
 # TensorRT optimisation profile for the input: every pyramid level lies between these (height x width).
 _MIN_SIDE, _OPT_SHAPE = 16, (480, 640)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What runs an R2D2 network, as the node's and CLIs' options choose it (see :func:`make_runner`)."""
+
+    name: str = "torch"
+    provider: str = "auto"  # onnxruntime only
+    engine_cache: Path = DEFAULT_ENGINE_CACHE  # onnxruntime with TensorRT only
 
 
 class BackendError(ValueError):

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import torch
 
-from ..backends import BACKENDS, DEFAULT_ENGINE_CACHE, PROVIDER_CHOICES, OnnxRuntimeRunner, make_runner
+from ..backends import BACKENDS, DEFAULT_ENGINE_CACHE, PROVIDER_CHOICES, Backend, OnnxRuntimeRunner, make_runner
 from ..device import resolve_device
 from ..extraction import PRECISION_CHOICES, ExtractionConfig, NetworkRunner
 from ..model import R2D2Net, load_model, prepare_for_inference
 from ..weights import default_model_path
 
-__all__ = ["add_model_arguments", "add_backend_arguments", "add_extraction_arguments", "extraction_config",
+__all__ = ["add_model_arguments", "add_backend_arguments", "add_extraction_arguments", "backend_from_args",
+           "extraction_config",
            "model_path", "model_from_args", "runner_from_args"]
 
 log = logging.getLogger("r2d2_ros")
@@ -33,7 +34,12 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--execution-provider", choices=PROVIDER_CHOICES, default="auto",
                        help="onnxruntime only: auto = TensorRT, else CUDA, on a GPU; the CPU provider on the CPU")
     group.add_argument("--engine-cache", type=Path, default=DEFAULT_ENGINE_CACHE,
-                       help=f"TensorRT engine cache folder (default: {DEFAULT_ENGINE_CACHE})")
+                       help=f"onnxruntime with TensorRT only: engine cache folder (default: {DEFAULT_ENGINE_CACHE})")
+
+
+def backend_from_args(args: argparse.Namespace) -> Backend:
+    """The backend that --backend, --execution-provider and --engine-cache choose."""
+    return Backend(args.backend, args.execution_provider, args.engine_cache)
 
 
 def add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +83,8 @@ def runner_from_args(args: argparse.Namespace, config: ExtractionConfig) -> tupl
         The runner for :func:`~r2d2_ros.extraction.extract_multiscale`, and the network it runs.
     """
     model, device = model_from_args(args)
-    runner = make_runner(model, args.backend, config.precision, args.execution_provider, args.engine_cache,
+    backend = backend_from_args(args)
+    runner = make_runner(model, backend.name, config.precision, backend.provider, backend.engine_cache,
                          config.max_size)
     provider = f" ({runner.provider} provider)" if isinstance(runner, OnnxRuntimeRunner) else ""
     log.info("%s on %s, backend %s%s, precision %s -> %s", model.arch, device, args.backend, provider,

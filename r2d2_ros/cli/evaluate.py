@@ -37,7 +37,7 @@ from ..bags import BagError
 from ..device import resolve_device
 from ..evaluation.cache import FeatureCache
 from ..evaluation.hpatches import DatasetError, load_hpatches
-from ..evaluation.methods import BASELINES, Backend, Method, make_method
+from ..evaluation.methods import BASELINES, Method, make_method
 from ..evaluation.protocol import evaluate_hpatches, summarise
 from ..evaluation.report import markdown_table, plot_mma, tracks_table, write_json
 from ..evaluation.tracking import draw_last_frame, score_tracks, track_klt, track_method
@@ -46,7 +46,7 @@ from ..model import CheckpointError
 from ..sequences import Sequence, load_sequence
 from ..tracking import TrackerConfig
 from ..weights import DEFAULT_MODEL
-from .common import add_backend_arguments, add_extraction_arguments, extraction_config
+from .common import add_backend_arguments, add_extraction_arguments, backend_from_args, extraction_config
 
 __all__ = ["main", "default_methods"]
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         track_sequences = [load_sequence(path) for path in args.tracks or []]
         chosen = args.methods or ([] if args.vo_bag else default_methods())
         specs = [f"r2d2_ros_default={DEFAULT_MODEL}" if m == "default" else m for m in chosen]
-        backend = Backend(args.backend, args.execution_provider, args.engine_cache)
+        backend = backend_from_args(args)
         methods: list[Method] = [make_method(spec, config, device, backend) for spec in specs]
         if args.track_candidates and args.track_candidates < args.track_features:
             raise ValueError(f"--track-candidates ({args.track_candidates}) must be at least --track-features "
@@ -114,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         track_config = config.replace(top_k=args.track_candidates or args.track_features)
         tracker_config = TrackerConfig(max_points=args.track_features if args.track_candidates else 0,
                                        guided_radius_px=args.track_guided_radius)
-        tracked_methods = [make_method(spec, track_config, device, backend) for spec in specs
-                           if spec not in BASELINES] + [make_method("orb", track_config, device)] if args.tracks else []
+        tracked_methods: list[Method] = []
+        if args.tracks:
+            tracked_methods = [make_method(spec, track_config, device, backend) for spec in specs
+                               if spec not in BASELINES] + [make_method("orb", track_config, device)]
     except BagError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     except (DatasetError, ValueError, CheckpointError) as error:  # BackendError is a ValueError
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     tracks = _evaluate_tracks(track_sequences, tracked_methods, args.track_features, tracker_config, cache,
                               args.output)
     settings = {"extraction": asdict(config), "methods": {m.name: m.key for m in methods},
+                "backend": {"name": args.backend, "execution_provider": args.execution_provider,
+                            "engine_cache": str(args.engine_cache)},
                 "hpatches": str(args.hpatches) if args.hpatches else None, "vo": str(args.vo) if args.vo else None,
                 "vo_bag": str(args.vo_bag) if args.vo_bag else None,
                 "tracks": [str(path) for path in args.tracks or []], "track_features": args.track_features,

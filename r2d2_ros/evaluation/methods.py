@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import torch
 
-from ..backends import DEFAULT_ENGINE_CACHE, OnnxRuntimeRunner, make_runner
+from ..backends import Backend, OnnxRuntimeRunner, make_runner
 from ..extraction import ExtractionConfig, extract_multiscale
 from ..features import Features
 from ..model import load_model, prepare_for_inference
 
-__all__ = ["Method", "Backend", "R2D2Method", "OpenCVMethod", "BASELINES", "make_method"]
+__all__ = ["Method", "R2D2Method", "OpenCVMethod", "BASELINES", "make_method"]
 
 
 class Method(Protocol):
@@ -34,15 +34,6 @@ class Method(Protocol):
 
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class Backend:
-    """What runs an R2D2 network (:func:`r2d2_ros.backends.make_runner`): the node's and CLIs' choices."""
-
-    name: str = "torch"
-    provider: str = "auto"  # onnxruntime only
-    engine_cache: Path = DEFAULT_ENGINE_CACHE
 
 
 class R2D2Method:
@@ -60,7 +51,9 @@ class R2D2Method:
         self.config = config
         self.key = f"r2d2-{self.name}-{_file_digest(checkpoint)}-{hashlib.sha256(repr(config).encode()).hexdigest()[:8]}"
         if isinstance(self.network, OnnxRuntimeRunner):  # other numerics: cached apart (PyTorch's keys unchanged)
-            self.key += f"-onnxruntime-{self.network.provider}-{self.network.precision(config.precision)}"
+            # A GPU's engines differ from another GPU's: features copied between machines are not reused.
+            gpu = f"-{torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+            self.key += f"-onnxruntime-{self.network.provider}-{self.network.precision(config.precision)}{gpu}"
 
     def extract(self, image: np.ndarray) -> Features:
         return extract_multiscale(self.network, image, self.config).to("cpu")

@@ -77,9 +77,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "native bf16 (AVX512-BF16, AMX), else fp32", choices=PRECISION_CHOICES),
     ParamSpec("backend", "torch", "what runs the network: torch, or onnxruntime (TensorRT, else CUDA, on a GPU; "
               "the CPU provider on the CPU)", choices=BACKENDS),
-    ParamSpec("engine_cache", "", "TensorRT engine cache folder (backend onnxruntime on a GPU): engines take minutes "
-              "to build, so keep it on persistent storage; empty = $XDG_CACHE_HOME/r2d2_ros/tensorrt "
-              "(~/.cache/r2d2_ros/tensorrt)", read_only=True),
+    ParamSpec("engine_cache", "", "TensorRT engine cache folder (backend onnxruntime on a GPU), an absolute path: "
+              "engines take minutes to build, so keep it on persistent storage; empty = "
+              "$XDG_CACHE_HOME/r2d2_ros/tensorrt (~/.cache/r2d2_ros/tensorrt)", read_only=True),
     ParamSpec("top_k", _EXTRACTION.top_k, "keypoints kept per image, best first", 1, 100_000),
     ParamSpec("scale_f", _EXTRACTION.scale_f, "ratio between two pyramid levels", 1.01, 4.0),
     ParamSpec("min_scale", _EXTRACTION.min_scale, "smallest pyramid level, fraction of the input", 0.0, 1.0),

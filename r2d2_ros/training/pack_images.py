@@ -71,8 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality", type=_quality, default=82, help="JPEG quality")
     args = parser.parse_args(argv)
     source, target = args.source.resolve(), args.target.resolve()
-    if target == source or source in target.parents:
-        parser.error(f"{args.target} lies inside {args.source}: the packed photos would be packed again")
+    if target == source or source in target.parents or target in source.parents:
+        parser.error(f"{args.target} and {args.source} overlap: the photos would be packed into their own list")
+    if target.exists() and any(target.iterdir()):
+        # Files left from another packing would join the trainer's list and shift its held-out photos.
+        parser.error(f"{args.target} is not empty: pack into a new folder")
     images = list_images([source])
     relative = [path.relative_to(source) for path in images]
     names = [packed_name(path) for path in relative]

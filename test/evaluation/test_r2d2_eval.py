@@ -14,6 +14,7 @@ from r2d2_ros.evaluation.hpatches import DatasetError, load_hpatches
 from r2d2_ros.evaluation.methods import OpenCVMethod, R2D2Method
 from r2d2_ros.model import save_checkpoint
 from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
+from r2d2_ros.weights import default_model_path
 
 
 def _textured(seed: int) -> np.ndarray:
@@ -79,19 +80,19 @@ def test_end_to_end_with_cache(dataset: Path, tmp_path: Path, monkeypatch: pytes
 
 def test_onnxruntime_backend_is_scored_and_cached_apart(dataset: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime", reason="--backend onnxruntime needs it: pip install onnxruntime")
-    torch.manual_seed(0)
-    checkpoint = tmp_path / "random.pt"
-    save_checkpoint(checkpoint, Quad_L2Net_ConfCFS())
-    common = ["--hpatches", str(dataset), "--methods", f"random={checkpoint}", "--cache", str(tmp_path / "cache"),
-              "--device", "cpu", "--min-size", "0", "--top-k", "300", "--precision", "fp32"]
+    # The bundled network: a random one matches nothing here, and zeros would compare equal whatever ran.
+    common = ["--hpatches", str(dataset), "--methods", f"bundled={default_model_path()}", "--cache",
+              str(tmp_path / "cache"), "--device", "cpu", "--min-size", "0", "--top-k", "300", "--precision", "fp32"]
     assert main([*common, "--output", str(tmp_path / "torch")]) == 0
     assert main([*common, "--output", str(tmp_path / "ort"), "--backend", "onnxruntime"]) == 0
     torch_run, ort_run = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("torch", "ort"))
-    torch_key, ort_key = (run["settings"]["methods"]["random"] for run in (torch_run, ort_run))
+    torch_key, ort_key = (run["settings"]["methods"]["bundled"] for run in (torch_run, ort_run))
     assert ort_key == f"{torch_key}-onnxruntime-cpu-fp32"  # its own cache entry, PyTorch's key unchanged
+    assert ort_run["settings"]["backend"]["name"] == "onnxruntime"
+    assert torch_run["hpatches"]["bundled"]["illumination"]["mma"][2] > 0.5  # identity homographies, darker
     # The same network in fp32 on another runtime: the same scores up to ties at NMS plateaus and thresholds.
     for category in ("overall", "viewpoint", "illumination", "b"):
-        torch_mma, ort_mma = (run["hpatches"]["random"][category]["mma"] for run in (torch_run, ort_run))
+        torch_mma, ort_mma = (run["hpatches"]["bundled"][category]["mma"] for run in (torch_run, ort_run))
         assert np.allclose(torch_mma, ort_mma, atol=0.03), category
 
 

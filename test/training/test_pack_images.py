@@ -75,16 +75,29 @@ def test_bad_sizes_and_qualities_are_refused(tmp_path: Path, arguments: list[str
     assert not (tmp_path / "packed").exists()
 
 
-def test_a_target_inside_the_source_or_reordering_names_are_refused(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    source = tmp_path / "photos"
-    _photo(source / "a.jpg", 50, 50)
+@pytest.mark.parametrize("target", ["photos/packed", "photos", "."])
+def test_a_target_overlapping_the_source_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    target: str) -> None:
+    _photo(tmp_path / "photos" / "a.jpg", 50, 50)
     with pytest.raises(SystemExit):
-        main([str(source), str(source / "packed")])
-    assert "lies inside" in capsys.readouterr().err
-    # b.png and b.png.jpg would both be packed as b.png.jpg.
-    _photo(source / "b.png", 50, 50)
-    _photo(source / "b.png.jpg", 50, 50)
+        main([str(tmp_path / "photos"), str(tmp_path / target)])
+    assert "overlap" in capsys.readouterr().err
+
+
+def test_a_target_with_files_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _photo(tmp_path / "photos" / "a.jpg", 50, 50)
+    _photo(tmp_path / "packed" / "left_from_before.jpg", 50, 50)
     with pytest.raises(SystemExit):
-        main([str(source), str(tmp_path / "packed")])
+        main([str(tmp_path / "photos"), str(tmp_path / "packed")])
+    assert "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("names", [("b.png", "b.png.jpg"),  # both would be packed as b.png.jpg
+                                   ("a.png", "a.png-x.jpg")])  # a.png.jpg would sort after a.png-x.jpg
+def test_names_that_would_change_the_order_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       names: tuple[str, str]) -> None:
+    for name in names:
+        _photo(tmp_path / "photos" / name, 50, 50)
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "photos"), str(tmp_path / "packed")])
     assert "order" in capsys.readouterr().err
