@@ -2,8 +2,8 @@
 
 The levels follow diagnostic_msgs/DiagnosticStatus (OK 0, WARN 1, ERROR 2):
 
-- ERROR: the inference worker is gone (the node then exits so that a launch file's respawn
-  restarts it), every frame fails (:data:`FAILING_STREAK` drops in a row with nothing
+- ERROR: the inference worker is gone or hung on one frame (the node then exits so that a launch
+  file's respawn restarts it), every frame fails (:data:`FAILING_STREAK` drops in a row with nothing
   published), or input has waited longer than the stale timeout with no answer;
 - WARN: frames were dropped for a reason other than being superseded within the recent window;
   it clears once a window passes without such drops (the totals stay in the status values);
@@ -16,7 +16,7 @@ from enum import IntEnum
 
 from .pipeline import SUPERSEDED, StatsSnapshot
 
-__all__ = ["FAILING_STREAK", "Health", "Level", "assess_health"]
+__all__ = ["FAILING_STREAK", "Health", "Level", "assess_health", "worker_hang"]
 
 # Consecutive dropped frames (nothing published between them) that make the node "failing".
 FAILING_STREAK = 3
@@ -36,6 +36,17 @@ class Health:
 
     level: Level
     message: str
+
+
+def worker_hang(frame_started: float | None, now: float, timeout_s: float) -> str | None:
+    """Why the worker counts as hung (one frame running longer than ``timeout_s``; 0 = never), or None.
+
+    A worker stuck in a driver call (a GPU that stopped answering) is alive but serves nothing; only
+    a new process recovers it, so it is treated as gone.
+    """
+    if frame_started is None or timeout_s <= 0 or now - frame_started <= timeout_s:
+        return None
+    return f"hung: one frame has run for {now - frame_started:.1f} s (hang_timeout {timeout_s:g} s)"
 
 
 def _drop_summary(drops: dict[str, int]) -> str:

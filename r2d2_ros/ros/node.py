@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,7 @@ from ..features import Features
 from ..msg import Keypoints
 from ..tracking import FrontEndResult, TrackerConfig, TrackingFrontEnd
 from ..viz import colorize_heatmap, draw_keypoints, draw_tracks
-from .health import assess_health
+from .health import assess_health, worker_hang
 from .image_codec import decode_message
 from .inference import InferenceModel, ModelLoadError, load_inference_model, warm_up
 from .messages import DESCRIPTOR_ENCODINGS, features_to_message
@@ -140,6 +141,7 @@ class R2D2Node(Node):
         self._slot: LatestFrameSlot[_FrameSet] = LatestFrameSlot()
         self._stopping = threading.Event()
         self._worker_failure = ""  # why the worker thread ended, when it did so by an exception
+        self._frame_started: float | None = None  # monotonic start of the frame in progress, for the watchdog
         # Set by the watchdog when the worker is gone: main() then exits non-zero.
         self.exit_reason: str | None = None
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -284,6 +286,7 @@ class R2D2Node(Node):
             frames = self._slot.take(timeout=0.2)
             if frames is None:
                 continue
+            self._frame_started = time.monotonic()
             try:
                 self._process(frames)
             except FrameDropped as drop:
@@ -291,6 +294,8 @@ class R2D2Node(Node):
                     return  # shut down (Ctrl-C) mid-frame: there is nothing left to publish to
                 self._stats.frame_dropped(drop.reason, frames.received_at)
                 self.get_logger().warning(f"dropped a frame: {drop}", throttle_duration_sec=5.0)
+            finally:
+                self._frame_started = None
 
     def _process(self, frames: _FrameSet) -> None:
         """Answers one frame set (one frame per camera); every stage that can fail raises FrameDropped
@@ -352,9 +357,13 @@ class R2D2Node(Node):
     # --- diagnostics, watchdog and shutdown ------------------------------------------------------
 
     def _worker_stopped(self) -> str | None:
-        """Why the worker is gone, or None while it runs (or stops because the node does)."""
-        if self._worker.is_alive() or self._stopping.is_set():
+        """Why the worker is gone or hung, or None while it serves (or stops because the node does)."""
+        if self._stopping.is_set():
             return None
+        if self._worker.is_alive():
+            with self._settings_lock:
+                hang_timeout = self._values["hang_timeout"]
+            return worker_hang(self._frame_started, time.monotonic(), hang_timeout)
         return self._worker_failure or "it returned"
 
     def _watchdog(self) -> None:

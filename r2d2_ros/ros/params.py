@@ -101,6 +101,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "ERROR (stale); above the slowest expected frame", 0.1, 3600.0),
     ParamSpec("shutdown_timeout", 10.0, "seconds that Ctrl-C or SIGTERM waits for the frame in progress",
               0.0, 600.0),
+    ParamSpec("hang_timeout", 300.0, "seconds one frame may run before the worker counts as hung: /diagnostics "
+              "ERROR and exit status 1, so that a respawning launch file restarts the node; far above the "
+              "slowest expected frame; 0 = never", 0.0, 86400.0),
     ParamSpec("cameras", [], "synchronised cameras served by this node, e.g. [left, right]: each reads "
               "<camera>/image and <camera>/camera_info and publishes <camera>/keypoints...; their frames are "
               "paired by stamp and run as one batch. Empty: one camera on image", read_only=True),

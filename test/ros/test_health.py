@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from r2d2_ros.ros.health import FAILING_STREAK, Level, assess_health
+from r2d2_ros.ros.health import FAILING_STREAK, Level, assess_health, worker_hang
 from r2d2_ros.ros.image_codec import ImageDecodeError
 from r2d2_ros.ros.pipeline import UNPAIRED, FrameDropped, NodeStats, frame_stage
 
@@ -88,6 +88,15 @@ class TestHealth:
     def test_error_when_the_worker_is_gone(self, stats: NodeStats) -> None:
         health = _health(stats, worker_failure="RuntimeError: boom")
         assert health.level == Level.ERROR and "inference worker stopped (RuntimeError: boom)" in health.message
+
+    def test_a_worker_hung_on_one_frame_counts_as_gone(self, stats: NodeStats) -> None:
+        assert worker_hang(None, now=1000.0, timeout_s=5.0) is None  # waiting for a frame is not hanging
+        assert worker_hang(100.0, now=105.0, timeout_s=5.0) is None
+        reason = worker_hang(100.0, now=105.5, timeout_s=5.0)
+        assert reason == "hung: one frame has run for 5.5 s (hang_timeout 5 s)"
+        assert worker_hang(100.0, now=1e6, timeout_s=0.0) is None  # 0 = never
+        health = _health(stats, worker_failure=reason)
+        assert health.level == Level.ERROR and f"inference worker stopped ({reason})" in health.message
 
     def test_stale_when_input_waits_too_long(self, stats: NodeStats, clock: FakeClock) -> None:
         first = stats.frame_received()

@@ -32,6 +32,21 @@ BROKEN_WORKER = textwrap.dedent(
     """
 )
 
+# The same node with a worker stuck inside one frame, as a GPU driver that stopped answering leaves it.
+HUNG_WORKER = textwrap.dedent(
+    """
+    import sys
+    import time
+    from r2d2_ros.ros import node
+
+    def stuck(self, frames):
+        time.sleep(3600)
+
+    node.R2D2Node._process = stuck
+    sys.exit(node.main())
+    """
+)
+
 
 def _started(parameters: dict, **kwargs: object) -> NodeProcess:
     process = NodeProcess(parameters, **kwargs)
@@ -54,6 +69,28 @@ def test_a_dead_worker_is_an_error_and_a_nonzero_exit(random_checkpoint: Path, t
         errors = [s for d in client.diagnostics for s in d.status
                   if s.name == "/broken/r2d2_broken: R2D2 extraction" and level(s) == "ERROR"]
         assert errors and "inference worker stopped (RuntimeError: injected worker fault)" in errors[-1].message
+        assert process.process.returncode == 1, process.log()
+        assert "exiting so that a respawning launch file restarts the node" in process.log()
+    finally:
+        process.stop()
+
+
+def test_a_worker_hung_on_one_frame_is_an_error_and_a_nonzero_exit(random_checkpoint: Path,
+                                                                     test_node: Node) -> None:
+    process = _started({**FAST_PARAMETERS, "model": random_checkpoint, "diagnostics_period": 0.2,
+                        "hang_timeout": 1.0, "shutdown_timeout": 0.5},
+                       name="r2d2_hung", namespace="hung", python_code=HUNG_WORKER)
+    try:
+        client = Client(test_node, prefix="hung/")
+        assert spin_until(test_node, lambda: client.image_pub.get_subscription_count() > 0, 20)
+        client.image_pub.publish(image_message("mono8", GREY, stamp=1))
+        deadline = time.monotonic() + 30
+        while process.process.poll() is None:
+            assert time.monotonic() < deadline, "the node did not exit with its worker hung"
+            spin_until(test_node, lambda: False, 0.2)
+        errors = [s for d in client.diagnostics for s in d.status
+                  if s.name == "/hung/r2d2_hung: R2D2 extraction" and level(s) == "ERROR"]
+        assert errors and "inference worker stopped (hung: one frame has run for" in errors[-1].message
         assert process.process.returncode == 1, process.log()
         assert "exiting so that a respawning launch file restarts the node" in process.log()
     finally:
