@@ -4,8 +4,8 @@ A thin adapter: image conversion, extraction, message filling, parameters, stati
 and model loading live in ROS-free modules; this file wires them to rclpy. Inference runs on a
 worker thread that always takes the newest frame, so a slow device drops frames instead of
 queueing them. Whatever goes wrong with one frame drops that frame only (counted by cause); a
-worker that stops anyway makes /diagnostics say ERROR and the process exit non-zero, so that a
-launch file's ``respawn`` restarts it.
+worker that stops anyway, or hangs in one frame for longer than ``hang_timeout``, makes /diagnostics
+say ERROR and the process exit non-zero, so that a launch file's ``respawn`` restarts it.
 
 With ``cameras: [left, right]`` one node serves a synchronised rig: each camera's frames come
 from its own topics, are paired by stamp (:mod:`.camera_sync`), run through the network as one
@@ -367,7 +367,7 @@ class R2D2Node(Node):
         return self._worker_failure or "it returned"
 
     def _watchdog(self) -> None:
-        """Publishes /diagnostics; when the worker is gone, asks main() to exit non-zero."""
+        """Publishes /diagnostics; when the worker is gone or hung, asks main() to exit non-zero."""
         worker_failure = self._worker_stopped()
         self._publish_diagnostics(worker_failure)
         if worker_failure is not None and self.exit_reason is None:
@@ -417,7 +417,8 @@ class R2D2Node(Node):
         """
         self._stopping.set()
         self._slot.close()
-        timeout = self._values["shutdown_timeout"]
+        # A worker that the watchdog found hung will not finish its frame: waiting only delays the respawn.
+        timeout = 0.0 if self.exit_reason is not None else self._values["shutdown_timeout"]
         self._worker.join(min(0.1, timeout))  # an idle worker wakes from the closed slot at once
         if self._worker.is_alive():
             self.get_logger().info(f"stopping: waiting up to {timeout:g} s for the frame in progress")
@@ -440,7 +441,7 @@ def _stop_requested_by_signals() -> threading.Event:
 
 
 def _spin(node: R2D2Node, stop_requested: threading.Event) -> int:
-    """Runs the node until a stop is requested (0) or its watchdog finds the worker gone (1)."""
+    """Runs the node until a stop is requested (0) or its watchdog finds the worker gone or hung (1)."""
     # Two threads: one for frames and diagnostics, one for parameter changes (see R2D2Node).
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
@@ -454,7 +455,7 @@ def _spin(node: R2D2Node, stop_requested: threading.Event) -> int:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``ros2 run r2d2_ros r2d2_node``; 1 when the node cannot start or its worker died."""
+    """Entry point of ``ros2 run r2d2_ros r2d2_node``; 1 when the node cannot start or its worker died or hung."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop_requested = _stop_requested_by_signals()
     node = None

@@ -55,6 +55,8 @@ class ParamSpec:
             return f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}"
         if self.name == "device" and not _DEVICE.match(value):
             return f"device must be auto, cpu, cuda or cuda:N, got {value!r}"
+        if self.name == "hang_timeout" and 0 < value < 1:  # shorter would count ordinary frames as hangs
+            return f"hang_timeout must be 0 (never) or at least 1 s, got {value}"
         if isinstance(value, list):
             return _camera_names_problem(self.name, value)
         return None
@@ -145,8 +147,8 @@ def extraction_config(values: dict[str, Any]) -> ExtractionConfig:
 def validate_update(current: dict[str, Any], changes: dict[str, Any]) -> str | None:
     """Why applying ``changes`` to ``current`` is refused, or None when it is valid.
 
-    Checks each value's type and range, read-only parameters, and the extraction settings as
-    a whole (e.g. min_size <= max_size).
+    Checks read-only parameters, every resulting value's type and range (so ``changes`` {} checks
+    the start-up values), and the extraction settings as a whole (e.g. min_size <= max_size).
     """
     candidate = dict(current)
     for name, value in changes.items():
@@ -155,10 +157,12 @@ def validate_update(current: dict[str, Any], changes: dict[str, Any]) -> str | N
             continue  # parameters that are not ours (e.g. use_sim_time, qos_overrides.*)
         if spec.read_only and value != current.get(name):
             return f"{name} is read-only at runtime; set it at start-up"
-        reason = spec.check(value)
+        candidate[name] = spec.coerce(value)
+    for name, value in candidate.items():
+        spec = _BY_NAME.get(name)
+        reason = spec.check(value) if spec is not None else None
         if reason:
             return reason
-        candidate[name] = spec.coerce(value)
     try:
         extraction_config(candidate)
     except ValueError as error:

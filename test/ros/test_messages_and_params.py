@@ -140,7 +140,7 @@ class TestParameters:
         ("track_guided_radius", [0.0, 200.0], [-1.0, 201.0]),  # 0 = no guided search; wider is no prediction
         ("sync_tolerance", [0.0, 0.5], [-0.001]),  # 0 = identical stamps
         ("shutdown_timeout", [0.0], [-1.0]),  # 0 = do not wait for the frame in progress
-        ("hang_timeout", [0.0, 300.0], [-1.0]),  # 0 = never count the worker as hung
+        ("hang_timeout", [0.0, 1.0, 300.0], [-1.0, 0.5]),  # 0 = never; below 1 s ordinary frames would count
         ("stale_timeout", [0.1], [0.0]),
         ("diagnostics_period", [0.1], [0.0]),
     ])

@@ -83,10 +83,11 @@ def test_a_worker_hung_on_one_frame_is_an_error_and_a_nonzero_exit(random_checkp
     try:
         client = Client(test_node, prefix="hung/")
         assert spin_until(test_node, lambda: client.image_pub.get_subscription_count() > 0, 20)
-        client.image_pub.publish(image_message("mono8", GREY, stamp=1))
+        frame = image_message("mono8", GREY, stamp=1)
         deadline = time.monotonic() + 30
         while process.process.poll() is None:
             assert time.monotonic() < deadline, "the node did not exit with its worker hung"
+            client.image_pub.publish(frame)  # best effort: sent until one reaches the worker
             spin_until(test_node, lambda: False, 0.2)
         errors = [s for d in client.diagnostics for s in d.status
                   if s.name == "/hung/r2d2_hung: R2D2 extraction" and level(s) == "ERROR"]
@@ -95,6 +96,20 @@ def test_a_worker_hung_on_one_frame_is_an_error_and_a_nonzero_exit(random_checkp
         assert "exiting so that a respawning launch file restarts the node" in process.log()
     finally:
         process.stop()
+
+
+def test_an_idle_worker_between_frames_is_not_hung(random_checkpoint: Path, test_node: Node) -> None:
+    process = _started({**FAST_PARAMETERS, "model": random_checkpoint, "diagnostics_period": 0.2,
+                        "hang_timeout": 5.0}, name="r2d2_idle", namespace="idle")
+    try:
+        client = Client(test_node, prefix="idle/")
+        assert client.send(image_message("mono8", GREY, stamp=1)) is not None
+        spin_until(test_node, lambda: False, 6.5)  # past hang_timeout, waiting for the next frame
+        assert process.process.poll() is None, process.log()
+        statuses = [s for d in client.diagnostics for s in d.status if s.name == "/idle/r2d2_idle: R2D2 extraction"]
+        assert statuses and level(statuses[-1]) == "OK", statuses[-1].message
+    finally:
+        assert process.stop() == 0, process.log()
 
 
 def test_each_camera_has_its_own_status_and_a_cpu_fallback_is_shown(random_checkpoint: Path,

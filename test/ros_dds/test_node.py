@@ -350,6 +350,7 @@ def test_compressed_input_and_broken_jpeg(random_checkpoint: Path, test_node: No
         ({"top_k": -1}, "invalid parameter top_k"),
         ({"top_k": "many"}, "invalid parameter top_k"),
         ({"precision": "int8"}, "precision must be one of"),
+        ({"hang_timeout": 0.5}, "hang_timeout must be 0 (never) or at least 1 s"),  # checked by us, not by ROS
     ],
 )
 def test_bad_start_up_is_one_clear_error_and_nonzero_exit(random_checkpoint: Path, parameters: dict,
