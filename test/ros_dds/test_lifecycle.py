@@ -54,44 +54,27 @@ def _started(parameters: dict, **kwargs: object) -> NodeProcess:
     return process
 
 
-def test_a_dead_worker_is_an_error_and_a_nonzero_exit(random_checkpoint: Path, test_node: Node) -> None:
-    process = _started({**FAST_PARAMETERS, "model": random_checkpoint, "diagnostics_period": 0.2},
-                       name="r2d2_broken", namespace="broken", python_code=BROKEN_WORKER)
+@pytest.mark.parametrize(("fault", "python_code", "parameters", "reason"), [
+    ("broken", BROKEN_WORKER, {}, "inference worker stopped (RuntimeError: injected worker fault)"),
+    ("hung", HUNG_WORKER, {"hang_timeout": 1.0, "shutdown_timeout": 0.5},
+     "inference worker stopped (hung: one frame has run for"),
+])
+def test_a_dead_or_hung_worker_is_an_error_and_a_nonzero_exit(random_checkpoint: Path, test_node: Node, fault: str,
+                                                              python_code: str, parameters: dict, reason: str) -> None:
+    process = _started({**FAST_PARAMETERS, "model": random_checkpoint, "diagnostics_period": 0.2, **parameters},
+                       name=f"r2d2_{fault}", namespace=fault, python_code=python_code)
     try:
-        client = Client(test_node, prefix="broken/")
+        client = Client(test_node, prefix=f"{fault}/")
         assert spin_until(test_node, lambda: client.image_pub.get_subscription_count() > 0, 20)
         frame = image_message("mono8", GREY, stamp=1)
         deadline = time.monotonic() + 30
         while process.process.poll() is None:
-            assert time.monotonic() < deadline, "the node did not exit after its worker died"
-            client.image_pub.publish(frame)
-            spin_until(test_node, lambda: False, 0.2)
-        errors = [s for d in client.diagnostics for s in d.status
-                  if s.name == "/broken/r2d2_broken: R2D2 extraction" and level(s) == "ERROR"]
-        assert errors and "inference worker stopped (RuntimeError: injected worker fault)" in errors[-1].message
-        assert process.process.returncode == 1, process.log()
-        assert "exiting so that a respawning launch file restarts the node" in process.log()
-    finally:
-        process.stop()
-
-
-def test_a_worker_hung_on_one_frame_is_an_error_and_a_nonzero_exit(random_checkpoint: Path,
-                                                                     test_node: Node) -> None:
-    process = _started({**FAST_PARAMETERS, "model": random_checkpoint, "diagnostics_period": 0.2,
-                        "hang_timeout": 1.0, "shutdown_timeout": 0.5},
-                       name="r2d2_hung", namespace="hung", python_code=HUNG_WORKER)
-    try:
-        client = Client(test_node, prefix="hung/")
-        assert spin_until(test_node, lambda: client.image_pub.get_subscription_count() > 0, 20)
-        frame = image_message("mono8", GREY, stamp=1)
-        deadline = time.monotonic() + 30
-        while process.process.poll() is None:
-            assert time.monotonic() < deadline, "the node did not exit with its worker hung"
+            assert time.monotonic() < deadline, f"the node did not exit with its worker {fault}"
             client.image_pub.publish(frame)  # best effort: sent until one reaches the worker
             spin_until(test_node, lambda: False, 0.2)
         errors = [s for d in client.diagnostics for s in d.status
-                  if s.name == "/hung/r2d2_hung: R2D2 extraction" and level(s) == "ERROR"]
-        assert errors and "inference worker stopped (hung: one frame has run for" in errors[-1].message
+                  if s.name == f"/{fault}/r2d2_{fault}: R2D2 extraction" and level(s) == "ERROR"]
+        assert errors and reason in errors[-1].message
         assert process.process.returncode == 1, process.log()
         assert "exiting so that a respawning launch file restarts the node" in process.log()
     finally:
