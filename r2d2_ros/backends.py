@@ -22,7 +22,7 @@ from .extraction.runner import NetworkRunner, TorchRunner
 from .model.nets import R2D2Net
 
 __all__ = ["BACKENDS", "PROVIDER_CHOICES", "DEFAULT_ENGINE_CACHE", "Backend", "BackendError", "OnnxRuntimeRunner",
-           "choose_provider", "make_runner"]
+           "choose_provider", "make_runner", "tensorrt_profile"]
 
 BACKENDS = ("torch", "onnxruntime")
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -103,17 +103,19 @@ class OnnxRuntimeRunner:
             graph and picks fp16 kernels itself; the CUDA provider runs the graph's own precision.
         engine_cache: TensorRT's engine cache folder (created when missing).
         max_side: the longest pyramid level TensorRT's engine must accept (``max_size``).
+        max_batch: the most images per run TensorRT's engine must accept (synchronised cameras).
     """
 
     def __init__(self, onnx_model: bytes | str | os.PathLike[str], device: torch.device, provider: str,
-                 precision: str, engine_cache: Path = DEFAULT_ENGINE_CACHE, max_side: int = 1024) -> None:
+                 precision: str, engine_cache: Path = DEFAULT_ENGINE_CACHE, max_side: int = 1024,
+                 max_batch: int = 1) -> None:
         ort = _import_onnxruntime()
         self.device, self.provider, self._precision = device, provider, precision
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # as many as PyTorch, for a like-for-like CPU
         providers: list[tuple[str, dict[str, str]]] = []
         if provider == "tensorrt":
-            providers.append((_PROVIDERS["tensorrt"], self._tensorrt_options(engine_cache, max_side)))
+            providers.append((_PROVIDERS["tensorrt"], self._tensorrt_options(engine_cache, max_side, max_batch)))
         if provider != "cpu":  # the CUDA provider also runs what TensorRT does not take
             # fp32 means fp32: TF32 convolutions (the default) move the maps by 1e-3.
             cuda_options = {**self._stream_options(), "use_tf32": str(int(precision != "fp32"))}
@@ -134,16 +136,12 @@ class OnnxRuntimeRunner:
         return {"device_id": str(self.device.index or 0), "has_user_compute_stream": "1",
                 "user_compute_stream": str(stream)}
 
-    def _tensorrt_options(self, engine_cache: Path, max_side: int) -> dict[str, str]:
+    def _tensorrt_options(self, engine_cache: Path, max_side: int, max_batch: int) -> dict[str, str]:
         engine_cache.mkdir(parents=True, exist_ok=True)
-        shape = "{}:1x3x{}x{}".format
         return {**self._stream_options(), "trt_fp16_enable": str(self._precision == "fp16"),
                 "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(engine_cache),
                 "trt_timing_cache_enable": "True", "trt_timing_cache_path": str(engine_cache),
-                # One engine for every pyramid level: without a profile, each new size rebuilds it.
-                "trt_profile_min_shapes": shape(INPUT_NAME, _MIN_SIDE, _MIN_SIDE),
-                "trt_profile_opt_shapes": shape(INPUT_NAME, *_OPT_SHAPE),
-                "trt_profile_max_shapes": shape(INPUT_NAME, max_side, max_side)}
+                **tensorrt_profile(max_side, max_batch)}
 
     def precision(self, requested: str) -> str:
         """The session's precision, for ``auto`` or that precision itself.
@@ -172,8 +170,21 @@ class OnnxRuntimeRunner:
         return tuple(torch.from_dlpack(output) for output in binding.get_outputs())  # type: ignore[return-value]
 
 
+def tensorrt_profile(max_side: int, max_batch: int = 1) -> dict[str, str]:
+    """TensorRT's optimisation profile for the input, as ONNX Runtime's provider options.
+
+    One engine serves every pyramid level (without a profile each new size builds another, minutes
+    on a Jetson) and every batch up to ``max_batch`` (a synchronised rig runs its cameras as one
+    batch); outside the profile TensorRT cannot run the input.
+    """
+    shape = f"{INPUT_NAME}:{{}}x3x{{}}x{{}}".format
+    return {"trt_profile_min_shapes": shape(1, _MIN_SIDE, _MIN_SIDE),
+            "trt_profile_opt_shapes": shape(max_batch, *_OPT_SHAPE),
+            "trt_profile_max_shapes": shape(max_batch, max_side, max_side)}
+
+
 def make_runner(model: R2D2Net, backend: str = "torch", precision: str = "auto", provider: str = "auto",
-                engine_cache: Path = DEFAULT_ENGINE_CACHE, max_side: int = 1024) -> NetworkRunner:
+                engine_cache: Path = DEFAULT_ENGINE_CACHE, max_side: int = 1024, max_batch: int = 1) -> NetworkRunner:
     """A runner of ``model`` (prepared for inference, on its device) in ``backend``.
 
     PyTorch resolves ``precision`` per frame (so it may change without a new runner); an ONNX
@@ -194,4 +205,4 @@ def make_runner(model: R2D2Net, backend: str = "torch", precision: str = "auto",
         graph = export_onnx(model, graph_precision if precision == "fp16" else "fp32")
     except ImportError as error:
         raise BackendError(str(error)) from error
-    return OnnxRuntimeRunner(graph, device, provider, precision, engine_cache, max_side)
+    return OnnxRuntimeRunner(graph, device, provider, precision, engine_cache, max_side, max_batch)

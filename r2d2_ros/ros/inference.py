@@ -77,11 +77,12 @@ def warm_up(network: NetworkRunner, config: ExtractionConfig) -> None:
 
 
 def load_inference_model(model_path: str, device_name: str, config: ExtractionConfig,
-                         backend: str = "torch", engine_cache: str = "") -> InferenceModel:
+                         backend: str = "torch", engine_cache: str = "", max_batch: int = 1) -> InferenceModel:
     """Loads a checkpoint ("" = the bundled model) onto a device, prepares it in ``backend`` and warms it up.
 
     An onnxruntime session is built for ``config.precision`` and ``config.max_size`` (TensorRT's
-    engine, kept in ``engine_cache``, "" = the default folder); a change of either needs a new model.
+    engine, kept in ``engine_cache``, "" = the default folder, for up to ``max_batch`` images per run);
+    a change of either needs a new model.
 
     Raises:
         ModelLoadError: for any failure, with its reason.
@@ -92,6 +93,6 @@ def load_inference_model(model_path: str, device_name: str, config: ExtractionCo
         model = prepare_for_inference(load_model(path, device))
         network = make_runner(model, backend, config.precision,
                               engine_cache=Path(engine_cache).expanduser() if engine_cache else DEFAULT_ENGINE_CACHE,
-                              max_side=config.max_size)
+                              max_side=config.max_size, max_batch=max_batch)
     warm_up(network, config)
     return InferenceModel(network, device, path.stem, cpu_fallback_note(device_name, device), model.arch, backend)

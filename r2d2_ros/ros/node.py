@@ -130,7 +130,8 @@ class R2D2Node(Node):
         self._config: ExtractionConfig = extraction_config(self._values)
         try:
             self._model = load_inference_model(self._values["model"], self._values["device"], self._config,
-                                               self._values["backend"], engine_cache=self._values["engine_cache"])
+                                               self._values["backend"], engine_cache=self._values["engine_cache"],
+                                               max_batch=max(1, len(self._values["cameras"])))
         except ModelLoadError as error:
             raise StartupError(str(error)) from error
         if self._model.device_note:
@@ -236,7 +237,7 @@ class R2D2Node(Node):
             self._config.precision, self._config.max_size)
         if session_changed or any(values[name] != self._values[name] for name in ("model", "device", "backend")):
             return load_inference_model(values["model"], values["device"], config, values["backend"],
-                                        engine_cache=values["engine_cache"])
+                                        engine_cache=values["engine_cache"], max_batch=max(1, len(values["cameras"])))
         if config.precision != self._config.precision:
             warm_up(self._model.network, config)
         return self._model
