@@ -129,9 +129,7 @@ class R2D2Node(Node):
             raise StartupError(f"invalid parameters: {reason}")
         self._config: ExtractionConfig = extraction_config(self._values)
         try:
-            self._model = load_inference_model(self._values["model"], self._values["device"], self._config,
-                                               self._values["backend"], engine_cache=self._values["engine_cache"],
-                                               max_batch=max(1, len(self._values["cameras"])))
+            self._model = _load_model(self._values, self._config)
         except ModelLoadError as error:
             raise StartupError(str(error)) from error
         if self._model.device_note:
@@ -236,8 +234,7 @@ class R2D2Node(Node):
         session_changed = values["backend"] != "torch" and (config.precision, config.max_size) != (
             self._config.precision, self._config.max_size)
         if session_changed or any(values[name] != self._values[name] for name in ("model", "device", "backend")):
-            return load_inference_model(values["model"], values["device"], config, values["backend"],
-                                        engine_cache=values["engine_cache"], max_batch=max(1, len(values["cameras"])))
+            return _load_model(values, config)
         if config.precision != self._config.precision:
             warm_up(self._model.network, config)
         return self._model
@@ -427,6 +424,16 @@ class R2D2Node(Node):
         if self._worker.is_alive():
             self.get_logger().warning(f"the frame in progress did not finish within {timeout:g} s; exiting without it")
         return not self._worker.is_alive()
+
+
+def _load_model(values: dict[str, Any], config: ExtractionConfig) -> InferenceModel:
+    """The model that the parameter ``values`` name, built for the rig's batch (one image per camera).
+
+    Raises:
+        ModelLoadError: for any failure, with its reason.
+    """
+    return load_inference_model(values["model"], values["device"], config, values["backend"],
+                                engine_cache=values["engine_cache"], max_batch=max(1, len(values["cameras"])))
 
 
 def _stop_requested_by_signals() -> threading.Event:
