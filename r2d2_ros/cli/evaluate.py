@@ -45,6 +45,7 @@ from ..evaluation.vo import bag_features_for_sequence, evaluate_vo, score_vo
 from ..model import CheckpointError
 from ..sequences import Sequence, load_sequence
 from ..tracking import TrackerConfig
+from ..tracking.verification import ESTIMATORS
 from ..weights import DEFAULT_MODEL
 from .common import add_backend_arguments, add_extraction_arguments, backend_from_args, extraction_config
 
@@ -83,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--track-guided-radius", type=float, default=0.0,
                         help="R2D2 and ORB tracking: pixels around a lost point's predicted position searched again "
                              "after RANSAC (the node's track_guided_radius; 0: off)")
+    parser.add_argument("--pose-estimator", choices=sorted(ESTIMATORS), default="lo-ransac",
+                        help="essential-matrix estimator of the VO check's and the tracks' relative poses "
+                             "(ransac: OpenCV's plain RANSAC, as results before LO-RANSAC were measured)")
     parser.add_argument("--device", default="auto")
     add_backend_arguments(parser)
     add_extraction_arguments(parser)
@@ -133,12 +137,12 @@ def main(argv: list[str] | None = None) -> int:
             results = evaluate_hpatches(sequences, method, cache, lambda: progress.update(1))
             hpatches[method.name], pairs[method.name] = summarise(results), [asdict(r) for r in results]
         if vo_sequence is not None:
-            vo[method.name] = evaluate_vo(vo_sequence, method, cache, lambda: progress.update(1))
+            vo[method.name] = evaluate_vo(vo_sequence, method, cache, lambda: progress.update(1), args.pose_estimator)
     progress.close()
     if bag_features is not None:
-        vo[args.vo_bag.name] = score_vo(vo_sequence, bag_features)
+        vo[args.vo_bag.name] = score_vo(vo_sequence, bag_features, args.pose_estimator)
     tracks = _evaluate_tracks(track_sequences, tracked_methods, args.track_features, tracker_config, cache,
-                              args.output)
+                              args.output, args.pose_estimator)
     settings = {"extraction": asdict(config), "methods": {m.name: m.key for m in methods},
                 "backend": {"name": args.backend, "execution_provider": args.execution_provider,
                             "engine_cache": str(args.engine_cache)},
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 "vo_bag": str(args.vo_bag) if args.vo_bag else None,
                 "tracks": [str(path) for path in args.tracks or []], "track_features": args.track_features,
                 "track_candidates": args.track_candidates,
-                "track_guided_radius": args.track_guided_radius}
+                "track_guided_radius": args.track_guided_radius, "pose_estimator": args.pose_estimator}
     write_json(args.output / "results.json",
                {"settings": settings, "hpatches": hpatches, "vo": vo, "tracks": tracks, "pairs": pairs})
     table = markdown_table(hpatches, vo) + (tracks_table(tracks) if tracks else "")
@@ -160,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate_tracks(sequences: list[Sequence], methods: list[Method], count: int, tracker_config: TrackerConfig,
-                     cache: FeatureCache, output: Path) -> dict[str, dict[str, dict[str, float]]]:
+                     cache: FeatureCache, output: Path, estimator: str) -> dict[str, dict[str, dict[str, float]]]:
     """Scores of every tracked method and KLT on each sequence; draws each method's tracks on the last frame."""
     results: dict[str, dict[str, dict[str, float]]] = {}
     for sequence in sequences:
@@ -170,7 +174,7 @@ def _evaluate_tracks(sequences: list[Sequence], methods: list[Method], count: in
         pictures, results[sequence.name] = [], {}
         for name, run in tqdm(runs.items(), desc=f"tracks {sequence.name}", unit="method", disable=None):
             frames = run()
-            results[sequence.name][name] = score_tracks(frames, sequence)
+            results[sequence.name][name] = score_tracks(frames, sequence, estimator)
             pictures.append(cv2.putText(draw_last_frame(sequence, frames), name, (10, 30), cv2.FONT_HERSHEY_SIMPLEX,
                                         1.0, (255, 255, 0), 2, cv2.LINE_AA))
         output.mkdir(parents=True, exist_ok=True)

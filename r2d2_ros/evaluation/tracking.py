@@ -2,7 +2,7 @@
 the classic front end (Shi-Tomasi corners + pyramidal KLT with a forward-backward check, as VINS
 uses), scored by track length, consistency with the ground-truth motion and relative-pose error.
 
-Every method's correspondences go through the same verification (RANSAC, essential matrix on
+Every method's correspondences go through the same verification (LO-RANSAC, essential matrix on
 rectified pixels) and the same :class:`~r2d2_ros.tracking.TrackBook`, so the numbers compare.
 """
 from __future__ import annotations
@@ -130,11 +130,12 @@ def _common(first: TrackedFrame, second: TrackedFrame) -> tuple[np.ndarray, np.n
     return index1, index2
 
 
-def score_tracks(frames: list[TrackedFrame], sequence: Sequence) -> dict[str, float]:
+def score_tracks(frames: list[TrackedFrame], sequence: Sequence, estimator: str = "lo-ransac") -> dict[str, float]:
     """Track lengths; with ground-truth poses, the share of consistent tracks and the relative-pose errors.
 
     A track is consistent when every one of its frame-to-frame steps has a Sampson error with the
-    true motion below 1 px. Lengths count frames, over the tracks seen at least twice.
+    true motion below 1 px. Lengths count frames, over the tracks seen at least twice. ``estimator``
+    gives the relative poses (see :func:`~r2d2_ros.evaluation.vo.pose_errors_from_correspondences`).
     """
     final_length: dict[int, int] = {}
     for frame in frames:
@@ -159,7 +160,7 @@ def score_tracks(frames: list[TrackedFrame], sequence: Sequence) -> dict[str, fl
         errors = sampson_errors(first.rectified[index1], second.rectified[index2], _true_fundamental(camera, pose1, pose2))
         inconsistent.update(first.tracks.ids[index1][errors > CONSISTENT_PX].tolist())
         rotation, translation, _ = pose_errors_from_correspondences(first.rectified[index1], second.rectified[index2],
-                                                                    camera, pose1, pose2)
+                                                                    camera, pose1, pose2, estimator)
         rotation_errors.append(rotation)
         translation_errors.append(translation)
     tracked = [track_id for track_id, n in final_length.items() if n >= 2]

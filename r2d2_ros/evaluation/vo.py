@@ -14,6 +14,7 @@ import numpy as np
 from ..bags import BagError, FeatureBag, stamp_ns
 from ..features import Features
 from ..sequences import Sequence
+from ..tracking.verification import essential_matrix
 from .cache import FeatureCache
 from .methods import Method
 from .metrics import bootstrap_interval, mutual_nearest_neighbours
@@ -49,30 +50,33 @@ def relative_pose_errors(rotation: np.ndarray, translation: np.ndarray, pose1: n
 _FAILED = (180.0, 180.0, 0)  # what a pair that yields no pose counts as
 
 
-def _relative_pose(first, second, camera: np.ndarray, pose1: np.ndarray, pose2: np.ndarray
+def _relative_pose(first, second, camera: np.ndarray, pose1: np.ndarray, pose2: np.ndarray, estimator: str
                    ) -> tuple[float, float, int]:
     """(rotation error, translation-direction error, inliers) of one frame pair."""
     matches = mutual_nearest_neighbours(first.descriptors, second.descriptors).numpy()
     points1 = first.keypoints.numpy()[matches[:, 0], :2]
     points2 = second.keypoints.numpy()[matches[:, 1], :2]
-    return pose_errors_from_correspondences(points1, points2, camera, pose1, pose2)
+    return pose_errors_from_correspondences(points1, points2, camera, pose1, pose2, estimator)
 
 
 def pose_errors_from_correspondences(points1: np.ndarray, points2: np.ndarray, camera: np.ndarray,
-                                     pose1: np.ndarray, pose2: np.ndarray) -> tuple[float, float, int]:
+                                     pose1: np.ndarray, pose2: np.ndarray, estimator: str = "lo-ransac"
+                                     ) -> tuple[float, float, int]:
     """(rotation error, translation-direction error, inliers) of the relative pose that matched points give.
 
     Args:
         points1, points2: (K, 2) pixel positions (undistorted) of the same points in two frames.
         camera: (3, 3) intrinsics; pose1, pose2: (3, 4) camera-to-world ground truth.
+        estimator: a key of :data:`~r2d2_ros.tracking.verification.ESTIMATORS`, the tracker's by default.
     """
     if len(points1) < 8:
         return _FAILED
     points1, points2 = (np.ascontiguousarray(p, np.float64) for p in (points1, points2))
-    essential, mask = cv2.findEssentialMat(points1, points2, camera, cv2.RANSAC, 0.999, 1.0)
+    essential, mask = essential_matrix(points1, points2, camera, estimator=estimator)
     if essential is None or essential.shape != (3, 3):
         return _FAILED
-    count, rotation, translation, _ = cv2.recoverPose(essential, points1, points2, camera, mask=mask)
+    count, rotation, translation, _ = cv2.recoverPose(essential, points1, points2, np.ascontiguousarray(camera),
+                                                      mask=mask)
     return (*relative_pose_errors(rotation, translation, pose1, pose2), int(count))
 
 
@@ -81,14 +85,15 @@ def _check_ground_truth(sequence: Sequence) -> None:
         raise ValueError(f"{sequence.name}: the VO check needs ground-truth poses and a calibration")
 
 
-def score_vo(sequence: Sequence, features: list[Features]) -> dict[str, float]:
+def score_vo(sequence: Sequence, features: list[Features], estimator: str = "lo-ransac") -> dict[str, float]:
     """Median rotation and translation-direction errors and inlier counts over consecutive frames.
 
-    ``features``: one per frame with a ground-truth pose, in order.
+    ``features``: one per frame with a ground-truth pose, in order; ``estimator``: see
+    :func:`pose_errors_from_correspondences`.
     """
     _check_ground_truth(sequence)
     results = [_relative_pose(features[i], features[i + 1], sequence.calibration.K, sequence.poses[i],
-                              sequence.poses[i + 1]) for i in range(len(features) - 1)]
+                              sequence.poses[i + 1], estimator) for i in range(len(features) - 1)]
     rotation_errors, translation_errors, inliers = (list(column) for column in zip(*results))
     return {
         "pairs": len(rotation_errors),
@@ -100,15 +105,15 @@ def score_vo(sequence: Sequence, features: list[Features]) -> dict[str, float]:
     }
 
 
-def evaluate_vo(sequence: Sequence, method: Method, cache: FeatureCache, progress: Callable[[], None] = lambda: None
-                ) -> dict[str, float]:
+def evaluate_vo(sequence: Sequence, method: Method, cache: FeatureCache, progress: Callable[[], None] = lambda: None,
+                estimator: str = "lo-ransac") -> dict[str, float]:
     """:func:`score_vo` of a method's features, extracted (or taken from the cache) frame by frame."""
     _check_ground_truth(sequence)
     features = []
     for frame in sequence.frames[: len(sequence.poses)]:
         features.append(cache.features(method, frame))
         progress()
-    return score_vo(sequence, features)
+    return score_vo(sequence, features, estimator)
 
 
 def bag_features_for_sequence(sequence: Sequence, bag: str | os.PathLike[str]) -> list[Features]:

@@ -50,9 +50,16 @@ def test_vo_on_a_feature_bag(small_kitti: Path, random_checkpoint: Path, tmp_pat
     sequence = load_sequence(small_kitti)
     method = R2D2Method(random_checkpoint, ExtractionConfig(min_scale=1, min_size=0, top_k=60, reliability_threshold=0,
                                                      repeatability_threshold=0), torch.device("cpu"))
-    expected = score_vo(sequence, [method.extract(read_rgb(frame)) for frame in sequence.frames])
+    features = [method.extract(read_rgb(frame)) for frame in sequence.frames]
+    expected = score_vo(sequence, features)
     assert results["vo"] == {"features": expected} and expected["pairs"] == FRAMES - 1
+    assert results["settings"]["pose_estimator"] == "lo-ransac"
     assert "| features |" in (tmp_path / "out" / "results.md").read_text()
+    # The estimator of earlier results, on request.
+    assert evaluate.main([*settings, "--vo-bag", str(tmp_path / "features"), "--pose-estimator", "ransac"]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["vo"] == {"features": score_vo(sequence, features, "ransac")}
+    assert results["settings"]["pose_estimator"] == "ransac"
 
     with pytest.raises(SystemExit) as exit_info:  # a feature bag of another sequence
         evaluate.main([*settings, "--vo-bag", str(tmp_path / "camera")])

@@ -1,13 +1,14 @@
 """Metrics on synthetic cases whose answers are known."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from r2d2_ros.evaluation.metrics import (bootstrap_interval, homography_accuracy, keypoint_repeatability, match_errors,
                                          mean_matching_accuracy, mutual_nearest_neighbours)
-from r2d2_ros.evaluation.vo import relative_pose_errors
+from r2d2_ros.evaluation.vo import pose_errors_from_correspondences, relative_pose_errors
 from r2d2_ros.geometry import corner_error, homography_flow, warp_points
 
 HOMOGRAPHY = np.array([[0.9, 0.1, 12.0], [-0.05, 1.1, -4.0], [1e-4, -2e-4, 1.0]])
@@ -77,6 +78,32 @@ def test_relative_pose_errors() -> None:
     assert relative_pose_errors(truth[:3, :3], truth[:3, 3] * 7, pose1, pose2) == pytest.approx((0, 0), abs=1e-5)
     rotation_error, translation_error = relative_pose_errors(np.eye(3), -truth[:3, 3], pose1, pose2)
     assert rotation_error == pytest.approx(10, abs=1e-4) and translation_error == pytest.approx(180, abs=1e-4)
+
+
+def _driving_pair(seed: int) -> tuple[np.ndarray, ...]:
+    """A KITTI-like frame pair: 1 m forward with a slight turn, 0.3 px noise, 20% wrong matches."""
+    rng = np.random.default_rng(seed)
+    camera = np.array([[700.0, 0, 600], [0, 700, 180], [0, 0, 1]])
+    scene = np.column_stack([rng.uniform(-15, 15, 600), rng.uniform(-3, 2, 600), rng.uniform(5, 30, 600)])
+    pose1 = np.hstack([np.eye(3), np.zeros((3, 1))])
+    pose2 = np.hstack([cv2.Rodrigues(np.array([0.0, 0.01, 0.0]))[0], [[0.02], [0.0], [1.0]]])
+
+    def project(pose: np.ndarray) -> np.ndarray:  # camera-to-world pose
+        pixels = ((scene - pose[:, 3]) @ pose[:, :3]) @ camera.T
+        return pixels[:, :2] / pixels[:, 2:] + rng.normal(0, 0.3, (len(scene), 2))
+
+    points1, points2 = project(pose1), project(pose2)
+    points2[:120] = rng.uniform([0, 0], [1200, 370], (120, 2))
+    return points1, points2, camera, pose1, pose2
+
+
+def test_lo_ransac_finds_the_translation_direction_that_plain_ransac_misses() -> None:
+    # Plain RANSAC keeps its best minimal sample's model, whose direction the pixel noise tilts by
+    # degrees; LO-RANSAC refits on the inliers. Medians over 12 draws: about 1.5 and 0.3 degrees.
+    errors = {estimator: np.median([pose_errors_from_correspondences(*_driving_pair(seed), estimator)[1]
+                                    for seed in range(12)]) for estimator in ("ransac", "lo-ransac")}
+    assert errors["lo-ransac"] < 0.6
+    assert errors["lo-ransac"] < errors["ransac"] / 2
 
 
 def test_an_error_equal_to_the_threshold_counts_as_correct() -> None:

@@ -44,13 +44,17 @@ def test_mutual_nearest_neighbours_with_a_distance_limit() -> None:
     assert distance.max() <= 0.5
 
 
-@pytest.mark.parametrize("with_intrinsics", [True, False], ids=["essential", "fundamental"])
-def test_epipolar_inliers_reject_matches_off_the_motion(with_intrinsics: bool) -> None:
+# K as the node gets it from camera_info: a (3, 3) slice of the (3, 4) projection, not contiguous.
+K_FROM_P = np.hstack([K, np.zeros((3, 1))])[:, :3]
+
+
+@pytest.mark.parametrize("camera_matrix", [K, K_FROM_P, None], ids=["essential", "essential-from-P", "fundamental"])
+def test_epipolar_inliers_reject_matches_off_the_motion(camera_matrix: np.ndarray | None) -> None:
     scene = _scene()
     rotation = cv2.Rodrigues(np.array([0.0, 0.05, 0.01]))[0]
     first, second = _project(scene, np.eye(3), np.zeros(3)), _project(scene, rotation, np.array([0.3, 0.0, 0.1]))
     second[:30] += np.random.default_rng(1).uniform(15, 40, (30, 2))  # 10% wrong matches
-    inliers = epipolar_inliers(first, second, K if with_intrinsics else None)
+    inliers = epipolar_inliers(first, second, camera_matrix)
     assert not inliers[:30].any()
     assert inliers[30:].mean() > 0.95
     assert not epipolar_inliers(first[:7], second[:7]).any()  # too few to verify: nothing accepted
