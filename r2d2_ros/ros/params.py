@@ -121,7 +121,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "rank among the top_k detections, then the best new ones (set top_k several times higher); "
               "0 = every detection", 0, 100_000),
     ParamSpec("track_guided_radius", 0.0, "pixels around an unmatched point's predicted position (its verified "
-              "neighbours' motion) searched again after RANSAC, on its epipolar line: longer tracks; 0 = off",
+              "neighbours' motion) searched again after RANSAC: the nearest detection on its epipolar line "
+              "continues the track; 0 = off",
               0.0, 200.0),
     ParamSpec("rectify_keypoints", False, "publish keypoints in rectified pixels (K, D, R, P of camera_info); "
               "frames are dropped until a camera_info arrives"),

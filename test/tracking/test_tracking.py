@@ -133,6 +133,39 @@ def test_guided_search_finds_matches_that_mutual_nearest_neighbours_missed() -> 
         TrackerConfig(guided_radius_px=-1)
 
 
+def test_guided_search_chooses_by_position_among_look_alikes() -> None:
+    """R2D2's descriptors of detections a few pixels apart are nearly the same: the guided search
+    takes the detection nearest to the predicted position, on the epipolar line within half the
+    RANSAC threshold, not the most similar one."""
+    scene = _scene(300)
+    generator = torch.Generator().manual_seed(7)
+    descriptors = torch.nn.functional.normalize(torch.randn(300, 32, generator=generator), dim=1)
+    rotation, translation = cv2.Rodrigues(np.array([0.0, 0.03, 0.0]))[0], np.array([0.05, 0.0, 0.0])
+    first, second = _project(scene, np.eye(3), np.zeros(3)), _project(scene, rotation, translation)
+    skew = np.array([[0, -translation[2], translation[1]], [translation[2], 0, -translation[0]],
+                     [-translation[1], translation[0], 0]])
+    lines = np.column_stack([first, np.ones(300)]) @ (np.linalg.inv(K).T @ skew @ rotation @ np.linalg.inv(K)).T
+    normal = lines[:, :2] / np.linalg.norm(lines[:, :2], axis=1, keepdims=True)
+    along = normal @ np.array([[0.0, 1.0], [-1.0, 0.0]])
+    seen_again = torch.nn.functional.normalize(descriptors + 0.1 * torch.randn(300, 32, generator=generator), dim=1)
+    # Points 0-39 are re-detected with a noisy descriptor, and a decoy far away carries each one's exact
+    # descriptor, so that mutual nearest neighbours miss them. 0-19 have a twin 6 px along their epipolar
+    # line, more similar than their re-detection; 20-29 are re-detected 0.75 px off the line, 30-39 0.25 px.
+    second[20:30] += 0.75 * normal[20:30]
+    second[30:40] += 0.25 * normal[30:40]
+    twins = second[:20] + 6 * along[:20]
+    twin_descriptors = torch.nn.functional.normalize(descriptors[:20] + 0.03 * torch.randn(20, 32, generator=generator),
+                                                     dim=1)
+    decoys = np.random.default_rng(4).uniform([0, 0], [640, 480], (40, 2))
+    decoys[np.linalg.norm(decoys - second[:40], axis=1) < 60] += 60
+    current = _features(np.vstack([second, twins, decoys]), torch.cat([seen_again, twin_descriptors, descriptors[:40]]))
+    tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.8, guided_radius_px=10))
+    matches = dict(tracker.match(_features(first, descriptors), current, K).tolist())
+    assert sum(matches.get(i) == i for i in range(20)) >= 18, "the re-detection nearer the prediction, not the twin"
+    assert not any(i in matches for i in range(20, 30)), "0.75 px off the line: not a guided match"
+    assert sum(matches.get(i) == i for i in range(30, 40)) >= 9
+
+
 def _camera_info(distortion_model: str, d: list[float]) -> SimpleNamespace:
     return SimpleNamespace(width=640, height=480, k=K.reshape(-1).tolist(), d=d, r=[0.0] * 9, p=[0.0] * 12,
                            distortion_model=distortion_model)
