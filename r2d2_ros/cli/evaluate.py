@@ -45,7 +45,7 @@ from ..evaluation.vo import bag_features_for_sequence, evaluate_vo, score_vo
 from ..model import CheckpointError
 from ..sequences import Sequence, load_sequence
 from ..tracking import TrackerConfig
-from ..tracking.verification import ESTIMATORS
+from ..tracking.verification import ESTIMATORS, Estimator
 from ..weights import DEFAULT_MODEL
 from .common import add_backend_arguments, add_extraction_arguments, backend_from_args, extraction_config
 
@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
                              "after RANSAC (the node's track_guided_radius; 0: off)")
     parser.add_argument("--pose-estimator", choices=sorted(ESTIMATORS), default="lo-ransac",
                         help="essential-matrix estimator of the VO check's and the tracks' relative poses "
-                             "(ransac: OpenCV's plain RANSAC, as results before LO-RANSAC were measured)")
+                             "(ransac: OpenCV's plain RANSAC, as VO results before LO-RANSAC were measured; the "
+                             "tracker's own verification is LO-RANSAC either way)")
     parser.add_argument("--device", default="auto")
     add_backend_arguments(parser)
     add_extraction_arguments(parser)
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate_tracks(sequences: list[Sequence], methods: list[Method], count: int, tracker_config: TrackerConfig,
-                     cache: FeatureCache, output: Path, estimator: str) -> dict[str, dict[str, dict[str, float]]]:
+                     cache: FeatureCache, output: Path, estimator: Estimator) -> dict[str, dict[str, dict[str, float]]]:
     """Scores of every tracked method and KLT on each sequence; draws each method's tracks on the last frame."""
     results: dict[str, dict[str, dict[str, float]]] = {}
     for sequence in sequences:

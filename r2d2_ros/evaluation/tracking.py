@@ -21,6 +21,7 @@ from ..sequences import Sequence
 from ..tracking import (CameraModel, FeatureTracker, TrackBook, TrackerConfig, Tracks, epipolar_inliers,
                         rectify_points, sampson_errors)
 from ..viz import draw_tracks
+from ..tracking.verification import Estimator
 from .cache import FeatureCache
 from .methods import Method
 from .vo import pose_errors_from_correspondences
@@ -130,7 +131,8 @@ def _common(first: TrackedFrame, second: TrackedFrame) -> tuple[np.ndarray, np.n
     return index1, index2
 
 
-def score_tracks(frames: list[TrackedFrame], sequence: Sequence, estimator: str = "lo-ransac") -> dict[str, float]:
+def score_tracks(frames: list[TrackedFrame], sequence: Sequence, estimator: Estimator = "lo-ransac"
+                 ) -> dict[str, float]:
     """Track lengths; with ground-truth poses, the share of consistent tracks and the relative-pose errors.
 
     A track is consistent when every one of its frame-to-frame steps has a Sampson error with the

@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 
 from ..bags import BagError, FeatureBag, stamp_ns
 from ..features import Features
 from ..sequences import Sequence
-from ..tracking.verification import essential_matrix
+from ..tracking.verification import Estimator, relative_pose
 from .cache import FeatureCache
 from .methods import Method
 from .metrics import bootstrap_interval, mutual_nearest_neighbours
@@ -50,7 +49,7 @@ def relative_pose_errors(rotation: np.ndarray, translation: np.ndarray, pose1: n
 _FAILED = (180.0, 180.0, 0)  # what a pair that yields no pose counts as
 
 
-def _relative_pose(first, second, camera: np.ndarray, pose1: np.ndarray, pose2: np.ndarray, estimator: str
+def _relative_pose(first, second, camera: np.ndarray, pose1: np.ndarray, pose2: np.ndarray, estimator: Estimator
                    ) -> tuple[float, float, int]:
     """(rotation error, translation-direction error, inliers) of one frame pair."""
     matches = mutual_nearest_neighbours(first.descriptors, second.descriptors).numpy()
@@ -60,24 +59,20 @@ def _relative_pose(first, second, camera: np.ndarray, pose1: np.ndarray, pose2: 
 
 
 def pose_errors_from_correspondences(points1: np.ndarray, points2: np.ndarray, camera: np.ndarray,
-                                     pose1: np.ndarray, pose2: np.ndarray, estimator: str = "lo-ransac"
+                                     pose1: np.ndarray, pose2: np.ndarray, estimator: Estimator = "lo-ransac"
                                      ) -> tuple[float, float, int]:
     """(rotation error, translation-direction error, inliers) of the relative pose that matched points give.
 
     Args:
         points1, points2: (K, 2) pixel positions (undistorted) of the same points in two frames.
         camera: (3, 3) intrinsics; pose1, pose2: (3, 4) camera-to-world ground truth.
-        estimator: a key of :data:`~r2d2_ros.tracking.verification.ESTIMATORS`, the tracker's by default.
+        estimator: see :func:`~r2d2_ros.tracking.verification.relative_pose`; the tracker's by default.
     """
-    if len(points1) < 8:
+    motion = relative_pose(points1, points2, camera, estimator=estimator)
+    if motion is None:
         return _FAILED
-    points1, points2 = (np.ascontiguousarray(p, np.float64) for p in (points1, points2))
-    essential, mask = essential_matrix(points1, points2, camera, estimator=estimator)
-    if essential is None or essential.shape != (3, 3):
-        return _FAILED
-    count, rotation, translation, _ = cv2.recoverPose(essential, points1, points2, np.ascontiguousarray(camera),
-                                                      mask=mask)
-    return (*relative_pose_errors(rotation, translation, pose1, pose2), int(count))
+    rotation, translation, inliers = motion
+    return (*relative_pose_errors(rotation, translation, pose1, pose2), inliers)
 
 
 def _check_ground_truth(sequence: Sequence) -> None:
@@ -85,7 +80,7 @@ def _check_ground_truth(sequence: Sequence) -> None:
         raise ValueError(f"{sequence.name}: the VO check needs ground-truth poses and a calibration")
 
 
-def score_vo(sequence: Sequence, features: list[Features], estimator: str = "lo-ransac") -> dict[str, float]:
+def score_vo(sequence: Sequence, features: list[Features], estimator: Estimator = "lo-ransac") -> dict[str, float]:
     """Median rotation and translation-direction errors and inlier counts over consecutive frames.
 
     ``features``: one per frame with a ground-truth pose, in order; ``estimator``: see
@@ -106,7 +101,7 @@ def score_vo(sequence: Sequence, features: list[Features], estimator: str = "lo-
 
 
 def evaluate_vo(sequence: Sequence, method: Method, cache: FeatureCache, progress: Callable[[], None] = lambda: None,
-                estimator: str = "lo-ransac") -> dict[str, float]:
+                estimator: Estimator = "lo-ransac") -> dict[str, float]:
     """:func:`score_vo` of a method's features, extracted (or taken from the cache) frame by frame."""
     _check_ground_truth(sequence)
     features = []

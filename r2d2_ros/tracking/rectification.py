@@ -48,8 +48,8 @@ class CameraModel:
 
     @property
     def rectified_matrix(self) -> np.ndarray:
-        """(3, 3) intrinsics of rectified pixel coordinates: the left 3x3 of P."""
-        return self.P[:, :3]
+        """(3, 3) intrinsics of rectified pixel coordinates: the left 3x3 of P (a contiguous copy, as OpenCV wants)."""
+        return np.ascontiguousarray(self.P[:, :3])
 
 
 def rectify_points(points: np.ndarray, camera: CameraModel) -> np.ndarray:

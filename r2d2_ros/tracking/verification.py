@@ -1,21 +1,27 @@
-"""Geometric verification of frame-to-frame matches: RANSAC on the epipolar geometry.
+"""Geometric verification of frame-to-frame matches: LO-RANSAC on the epipolar geometry.
 
 The estimator is OpenCV's LO-RANSAC (``cv2.USAC_DEFAULT``): it refits each better model on its
 inliers, while plain ``cv2.RANSAC`` keeps the model of the best minimal sample. On KITTI that
-minimal-sample model's translation direction is off by about 0.5 degrees from one ordering of the
+minimal-sample model's translation direction moves by about 0.5 degrees from one ordering of the
 same matches to the next, which decides both which matches count as inliers and the relative pose.
+Thresholds are Sampson distances in pixels (the first-order distance of a match to the epipolar
+geometry, about its distance to the epipolar line over sqrt 2), as :func:`sampson_errors` computes them.
 """
 from __future__ import annotations
+
+from typing import Literal
 
 import cv2
 import numpy as np
 
-__all__ = ["essential_matrix", "epipolar_inliers", "epipolar_model", "sampson_errors", "MIN_MATCHES", "ESTIMATORS"]
+__all__ = ["relative_pose", "epipolar_inliers", "epipolar_model", "sampson_errors", "MIN_MATCHES", "ESTIMATORS",
+           "Estimator"]
 
 MIN_MATCHES = 8  # fewest correspondences the eight-point (or five-point) RANSAC works with
 
+Estimator = Literal["lo-ransac", "ransac"]
 # OpenCV's robust estimators by name; "ransac" (no refit) only to reproduce figures measured with it.
-ESTIMATORS = {"lo-ransac": cv2.USAC_DEFAULT, "ransac": cv2.RANSAC}
+ESTIMATORS: dict[str, int] = {"lo-ransac": cv2.USAC_DEFAULT, "ransac": cv2.RANSAC}
 
 
 def _float64(array: np.ndarray) -> np.ndarray:
@@ -23,22 +29,37 @@ def _float64(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, np.float64)
 
 
-def essential_matrix(points1: np.ndarray, points2: np.ndarray, camera_matrix: np.ndarray, threshold_px: float = 1.0,
-                     confidence: float = 0.999, estimator: str = "lo-ransac"
-                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The essential matrix of matched pixel positions and its inlier mask, as ``cv2.findEssentialMat`` gives them.
+def _essential_matrix(points1: np.ndarray, points2: np.ndarray, camera_matrix: np.ndarray, threshold_px: float,
+                      confidence: float, estimator: Estimator) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``cv2.findEssentialMat``'s model (one (3, 3), several stacked, or None) and (K, 1) uint8 inlier mask."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; use one of {', '.join(ESTIMATORS)}")
+    return cv2.findEssentialMat(points1, points2, camera_matrix, ESTIMATORS[estimator], confidence, threshold_px)
+
+
+def relative_pose(points1: np.ndarray, points2: np.ndarray, camera_matrix: np.ndarray, threshold_px: float = 1.0,
+                  confidence: float = 0.999, estimator: Estimator = "lo-ransac"
+                  ) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """The camera motion that matched pixel positions give: rotation, unit translation and inliers.
 
     Args:
         points1, points2: (K, 2) matched pixel positions (undistorted) in two frames.
         camera_matrix: (3, 3) K.
-        threshold_px: largest distance to the epipolar line of an inlier.
+        threshold_px: largest Sampson distance of an inlier.
         estimator: a key of :data:`ESTIMATORS`.
 
     Returns:
-        The model ((3, 3), or several stacked, or None) and the (K, 1) uint8 inlier mask (or None).
+        (R, t, inliers) with x2 = R x1 + t (t of unit length, as ``cv2.recoverPose`` gives it), or None
+        with fewer than :data:`MIN_MATCHES` matches or when no single model is found.
     """
-    return cv2.findEssentialMat(_float64(points1), _float64(points2), _float64(camera_matrix), ESTIMATORS[estimator],
-                                confidence, threshold_px)
+    if len(points1) < MIN_MATCHES:
+        return None
+    points1, points2, camera_matrix = _float64(points1), _float64(points2), _float64(camera_matrix)
+    essential, mask = _essential_matrix(points1, points2, camera_matrix, threshold_px, confidence, estimator)
+    if essential is None or essential.shape != (3, 3):
+        return None
+    inliers, rotation, translation, _ = cv2.recoverPose(essential, points1, points2, camera_matrix, mask=mask)
+    return rotation, translation, int(inliers)
 
 
 def epipolar_model(points1: np.ndarray, points2: np.ndarray, camera_matrix: np.ndarray | None = None,
@@ -51,7 +72,7 @@ def epipolar_model(points1: np.ndarray, points2: np.ndarray, camera_matrix: np.n
     Args:
         points1, points2: (K, 2) matched pixel positions in the previous and the current frame.
         camera_matrix: (3, 3) K, or None.
-        threshold_px: largest distance to the epipolar line of an inlier.
+        threshold_px: largest Sampson distance of an inlier.
 
     Returns:
         (K,) bool inliers, and the (3, 3) fundamental matrix in pixels (from the essential matrix
@@ -62,7 +83,8 @@ def epipolar_model(points1: np.ndarray, points2: np.ndarray, camera_matrix: np.n
     if len(points1) < MIN_MATCHES:
         return inliers, None
     if camera_matrix is not None:
-        model, mask = essential_matrix(points1, points2, camera_matrix, threshold_px, confidence)
+        model, mask = _essential_matrix(_float64(points1), _float64(points2), _float64(camera_matrix), threshold_px,
+                                        confidence, "lo-ransac")
     else:
         model, mask = cv2.findFundamentalMat(_float64(points1), _float64(points2), ESTIMATORS["lo-ransac"],
                                              threshold_px, confidence)

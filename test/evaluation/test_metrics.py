@@ -104,6 +104,11 @@ def test_lo_ransac_finds_the_translation_direction_that_plain_ransac_misses() ->
                                     for seed in range(12)]) for estimator in ("ransac", "lo-ransac")}
     assert errors["lo-ransac"] < 0.6
     assert errors["lo-ransac"] < errors["ransac"] / 2
+    points1, points2, camera, pose1, pose2 = _driving_pair(0)
+    assert pose_errors_from_correspondences(points1[:7], points2[:7], camera, pose1, pose2) == (180.0, 180.0, 0), \
+        "too few matches for a pose: counted as failed"
+    with pytest.raises(ValueError, match="unknown estimator"):
+        pose_errors_from_correspondences(points1, points2, camera, pose1, pose2, "magic")
 
 
 def test_an_error_equal_to_the_threshold_counts_as_correct() -> None:
