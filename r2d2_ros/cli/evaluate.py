@@ -37,7 +37,7 @@ from ..bags import BagError
 from ..device import resolve_device
 from ..evaluation.cache import FeatureCache
 from ..evaluation.hpatches import DatasetError, load_hpatches
-from ..evaluation.methods import BASELINES, Method, make_method
+from ..evaluation.methods import BASELINES, Method, R2D2Method, make_method
 from ..evaluation.protocol import evaluate_hpatches, summarise
 from ..evaluation.report import markdown_table, plot_mma, tracks_table, write_json
 from ..evaluation.tracking import draw_last_frame, score_tracks, track_klt, track_method
@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         tracker_config = TrackerConfig(max_points=args.track_features if args.track_candidates else 0,
                                        guided_radius_px=args.track_guided_radius)
         tracked_methods: list[Method] = []
-        if args.tracks:
-            tracked_methods = [make_method(spec, track_config, device, backend) for spec in specs
-                               if spec not in BASELINES] + [make_method("orb", track_config, device)]
+        if args.tracks:  # the R2D2 methods' networks serve the tracks too: loaded (and built) once
+            tracked_methods = [method.with_top_k(track_config.top_k) for method in methods
+                               if isinstance(method, R2D2Method)] + [make_method("orb", track_config, device)]
     except BagError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     except (DatasetError, ValueError, CheckpointError) as error:  # BackendError is a ValueError

@@ -6,6 +6,7 @@ vectors, whose dot product ranks like the Hamming distance.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +49,24 @@ class R2D2Method:
         self.name = name or checkpoint.stem
         self.network = make_runner(prepare_for_inference(load_model(checkpoint, device)), backend.name,
                                    config.precision, backend.provider, backend.engine_cache, config.max_size)
+        self._digest, self._device = _file_digest(checkpoint), device
         self.config = config
-        self.key = f"r2d2-{self.name}-{_file_digest(checkpoint)}-{hashlib.sha256(repr(config).encode()).hexdigest()[:8]}"
+
+    @property
+    def key(self) -> str:
+        key = f"r2d2-{self.name}-{self._digest}-{hashlib.sha256(repr(self.config).encode()).hexdigest()[:8]}"
         if isinstance(self.network, OnnxRuntimeRunner):  # other numerics: cached apart (PyTorch's keys unchanged)
             # A GPU's engines differ from another GPU's: features copied between machines are not reused.
-            gpu = f"-{torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
-            self.key += f"-onnxruntime-{self.network.provider}-{self.network.precision(config.precision)}{gpu}"
+            gpu = f"-{torch.cuda.get_device_name(self._device)}" if self._device.type == "cuda" else ""
+            key += f"-onnxruntime-{self.network.provider}-{self.network.precision(self.config.precision)}{gpu}"
+        return key
+
+    def with_top_k(self, top_k: int) -> R2D2Method:
+        """The same method keeping ``top_k`` keypoints, on the same network: the runner (an ONNX Runtime
+        session, a TensorRT engine) depends on the precision and the largest side, not on ``top_k``."""
+        twin = copy.copy(self)
+        twin.config = self.config.replace(top_k=top_k)
+        return twin
 
     def extract(self, image: np.ndarray) -> Features:
         return extract_multiscale(self.network, image, self.config).to("cpu")

@@ -11,6 +11,7 @@ import torch
 
 from r2d2_ros.cli.evaluate import main
 from r2d2_ros.evaluation.hpatches import DatasetError, load_hpatches
+from r2d2_ros.extraction import ExtractionConfig
 from r2d2_ros.evaluation.methods import OpenCVMethod, R2D2Method
 from r2d2_ros.model import save_checkpoint
 from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
@@ -94,6 +95,18 @@ def test_onnxruntime_backend_is_scored_and_cached_apart(dataset: Path, tmp_path:
     for category in ("overall", "viewpoint", "illumination", "b"):
         torch_mma, ort_mma = (run["hpatches"]["bundled"][category]["mma"] for run in (torch_run, ort_run))
         assert np.allclose(torch_mma, ort_mma, atol=0.03), category
+
+
+def test_a_method_with_another_top_k_shares_its_network(random_checkpoint: Path) -> None:
+    # --tracks extracts more keypoints than the Oxford and VO runs; building the network (a TensorRT engine,
+    # say) twice for that would double the start-up.
+    config = ExtractionConfig(top_k=300)
+    method = R2D2Method(random_checkpoint, config, torch.device("cpu"), "random")
+    tracked = method.with_top_k(5000)
+    assert tracked.network is method.network and tracked.config == config.replace(top_k=5000)
+    assert method.config.top_k == 300, "the original keeps its own"
+    assert tracked.key == R2D2Method(random_checkpoint, config.replace(top_k=5000), torch.device("cpu"), "random").key
+    assert tracked.key != method.key, "cached apart"
 
 
 def test_missing_image_and_bad_homography(dataset: Path) -> None:
