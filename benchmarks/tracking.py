@@ -4,7 +4,7 @@
         [--model M] [--device cpu] [--repeats 5] [--max-points N] [--guided-radius R]
 
 Extracts two consecutive frames with the node's extraction, then times the tracker's frame-to-frame
-step (mutual nearest neighbours on the device + fundamental-matrix RANSAC) on them. With
+step (mutual nearest neighbours on the device + fundamental-matrix LO-RANSAC) on them. With
 --max-points (the node's track_max_points), it also times a tracker that keeps N of the --top-k
 detections: its two updates (the first one keeps the best N, the second matches and chooses). With
 --guided-radius (the node's track_guided_radius), it also times matching with the guided search.

@@ -13,7 +13,7 @@ on a GPU): what a deployment's precision costs in accuracy, measured; cached apa
 --tracks tracks features frame to frame on each sequence with every R2D2 method, ORB and the classic
 KLT front end, all at --track-features points per frame: track lengths, the share of tracks
 consistent with the ground-truth motion and relative-pose errors (where the sequence has poses);
-writes tracks.md and tracks_<sequence>.png.
+adds its table to results.md and writes tracks_<sequence>.png.
 
 Methods: sift, rootsift, orb, akaze, "default" (the bundled model), or checkpoint paths
 (optionally name=path). Without --methods: the baselines, the bundled model and the official

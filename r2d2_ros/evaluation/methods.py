@@ -28,7 +28,10 @@ class Method(Protocol):
     """Something that turns an RGB image into features."""
 
     name: str
-    key: str  # identifies the method and its settings, for the cache
+
+    @property
+    def key(self) -> str:
+        """Identifies the method and its settings, for the cache."""
 
     def extract(self, image: np.ndarray) -> Features: ...
 

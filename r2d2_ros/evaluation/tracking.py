@@ -20,8 +20,8 @@ from ..image_io import read_rgb
 from ..sequences import Sequence
 from ..tracking import (CameraModel, FeatureTracker, TrackBook, TrackerConfig, Tracks, epipolar_inliers,
                         rectify_points, sampson_errors)
-from ..viz import draw_tracks
 from ..tracking.verification import Estimator
+from ..viz import draw_tracks
 from .cache import FeatureCache
 from .methods import Method
 from .vo import pose_errors_from_correspondences

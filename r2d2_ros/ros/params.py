@@ -116,7 +116,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("tracking", False, "match each frame to the previous one and give keypoints persistent track ids"),
     ParamSpec("track_max_distance", 1.0, "largest descriptor distance of a tracked match (unit descriptors: "
               "1.0 = cosine 0.5)", 0.05, 2.0),
-    ParamSpec("track_ransac_px", 1.0, "largest Sampson distance (first-order distance to the epipolar geometry) of a tracked match, pixels", 0.1, 20.0),
+    ParamSpec("track_ransac_px", 1.0, "largest Sampson distance (first-order distance to the epipolar "
+              "geometry) of a tracked match, pixels", 0.1, 20.0),
     ParamSpec("track_max_points", 0, "keypoints a tracking frame keeps: its tracked points first, wherever they "
               "rank among the top_k detections, then the best new ones (set top_k several times higher); "
               "0 = every detection", 0, 100_000),

@@ -8,9 +8,10 @@ appearance change, not the distance moved, limits a match.
 With ``guided_radius_px`` a point that mutual nearest neighbours missed is searched again near where
 its verified neighbours moved in the same frame pair, so a dropped frame does not break that either.
 There the position decides, not the descriptor: R2D2's descriptors of detections a few pixels apart
-are nearly the same (on KITTI the lost point's own re-detection was the most similar one within
-10 px for only a quarter of the points the flow could follow), while the neighbours' motion puts
-the point within 2 px of where it went for most of them.
+are nearly the same (on KITTI, of the lost points that optical flow could follow and that were
+detected again within 2 px of where the flow went, the re-detection was the most similar detection
+within 10 px for only a quarter), while the neighbours' motion puts most points within 2 px of
+where the flow went.
 
 With ``max_points`` the tracker also chooses which detections a frame keeps, as classic front ends
 (VINS) do: the tracked points first, wherever they rank among the detections, then the best new
@@ -35,7 +36,7 @@ __all__ = ["TrackerConfig", "FeatureTracker"]
 NEW_POINT_SPACING_PX = 4.0
 # Verified neighbours whose median motion predicts where an unmatched point went (guided search).
 GUIDE_NEIGHBOURS = 5
-# Share of the RANSAC threshold a guided match may lie from its epipolar line: chosen by position,
+# Share of the RANSAC threshold (a Sampson distance) a guided match may have: chosen by position,
 # a match must agree with the motion more closely than one that two descriptors chose.
 GUIDED_EPIPOLAR_SHARE = 0.5
 
@@ -45,7 +46,7 @@ class TrackerConfig:
     """How frames are matched and verified."""
 
     max_descriptor_distance: float = 1.0  # Euclidean, between unit descriptors (cosine >= 0.5)
-    ransac_threshold_px: float = 1.0  # distance to the epipolar line
+    ransac_threshold_px: float = 1.0  # Sampson distance to the epipolar geometry, px
     trail_length: int = 20  # positions kept per track for drawing
     # 0: every detection is kept and tracked. N > 0: the detections are candidates (extract more than
     # N); a frame keeps its tracked points, then new detections, best first, up to N.

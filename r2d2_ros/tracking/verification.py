@@ -21,7 +21,7 @@ MIN_MATCHES = 8  # fewest correspondences the eight-point (or five-point) RANSAC
 
 Estimator = Literal["lo-ransac", "ransac"]
 # OpenCV's robust estimators by name; "ransac" (no refit) only to reproduce figures measured with it.
-ESTIMATORS: dict[str, int] = {"lo-ransac": cv2.USAC_DEFAULT, "ransac": cv2.RANSAC}
+ESTIMATORS: dict[Estimator, int] = {"lo-ransac": cv2.USAC_DEFAULT, "ransac": cv2.RANSAC}
 
 
 def _float64(array: np.ndarray) -> np.ndarray:
@@ -32,8 +32,6 @@ def _float64(array: np.ndarray) -> np.ndarray:
 def _essential_matrix(points1: np.ndarray, points2: np.ndarray, camera_matrix: np.ndarray, threshold_px: float,
                       confidence: float, estimator: Estimator) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``cv2.findEssentialMat``'s model (one (3, 3), several stacked, or None) and (K, 1) uint8 inlier mask."""
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}; use one of {', '.join(ESTIMATORS)}")
     return cv2.findEssentialMat(points1, points2, camera_matrix, ESTIMATORS[estimator], confidence, threshold_px)
 
 
@@ -51,7 +49,12 @@ def relative_pose(points1: np.ndarray, points2: np.ndarray, camera_matrix: np.nd
     Returns:
         (R, t, inliers) with x2 = R x1 + t (t of unit length, as ``cv2.recoverPose`` gives it), or None
         with fewer than :data:`MIN_MATCHES` matches or when no single model is found.
+
+    Raises:
+        ValueError: ``estimator`` is not a key of :data:`ESTIMATORS`.
     """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; use one of {', '.join(ESTIMATORS)}")
     if len(points1) < MIN_MATCHES:
         return None
     points1, points2, camera_matrix = _float64(points1), _float64(points2), _float64(camera_matrix)

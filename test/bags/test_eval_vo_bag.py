@@ -12,7 +12,7 @@ from r2d2_ros import ExtractionConfig
 from r2d2_ros.bags import write_sequence_bag
 from r2d2_ros.cli import evaluate, extract
 from r2d2_ros.evaluation.methods import R2D2Method
-from r2d2_ros.evaluation.vo import score_vo
+from r2d2_ros.evaluation.vo import evaluate_vo, score_vo
 from r2d2_ros.image_io import read_rgb
 from r2d2_ros.sequences import load_sequence
 
@@ -55,12 +55,15 @@ def test_vo_on_a_feature_bag(small_kitti: Path, random_checkpoint: Path, tmp_pat
     assert results["vo"] == {"features": expected} and expected["pairs"] == FRAMES - 1
     assert results["settings"]["pose_estimator"] == "lo-ransac"
     assert "| features |" in (tmp_path / "out" / "results.md").read_text()
-    # The estimator of earlier results, on request (a random net's poses fail either way: so look at the call).
+    # The estimator of earlier results, on request, for the bag and for a method (a random net's poses fail
+    # either way: so look at the calls).
     estimators: list[str] = []
     monkeypatch.setattr(evaluate, "score_vo", lambda *args: estimators.append(args[2]) or score_vo(*args))
-    assert evaluate.main([*settings, "--vo-bag", str(tmp_path / "features"), "--pose-estimator", "ransac"]) == 0
+    monkeypatch.setattr(evaluate, "evaluate_vo", lambda *args: estimators.append(args[4]) or evaluate_vo(*args))
+    assert evaluate.main([*settings, "--vo-bag", str(tmp_path / "features"), "--methods", "orb",
+                          "--pose-estimator", "ransac"]) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert estimators == ["ransac"] and results["vo"] == {"features": score_vo(sequence, features, "ransac")}
+    assert estimators == ["ransac", "ransac"] and results["vo"]["features"] == score_vo(sequence, features, "ransac")
     assert results["settings"]["pose_estimator"] == "ransac"
 
     with pytest.raises(SystemExit) as exit_info:  # a feature bag of another sequence

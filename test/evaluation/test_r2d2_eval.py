@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from r2d2_ros.backends import make_runner
+from r2d2_ros.cli import evaluate
 from r2d2_ros.cli.evaluate import main
+from r2d2_ros.evaluation import methods
+from r2d2_ros.evaluation.tracking import score_tracks
 from r2d2_ros.evaluation.hpatches import DatasetError, load_hpatches
-from r2d2_ros.extraction import ExtractionConfig
 from r2d2_ros.evaluation.methods import OpenCVMethod, R2D2Method
+from r2d2_ros.extraction import ExtractionConfig
 from r2d2_ros.model import save_checkpoint
 from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
 from r2d2_ros.weights import default_model_path
@@ -137,7 +141,8 @@ def _panning_sequence(root: Path, frames: int = 4, step: int = 3) -> Path:
     return root
 
 
-def test_tracks_keep_the_points_asked_for(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tracks_keep_the_points_asked_for(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     checkpoint = tmp_path / "random.pt"
     save_checkpoint(checkpoint, Quad_L2Net_ConfCFS())
@@ -145,10 +150,18 @@ def test_tracks_keep_the_points_asked_for(tmp_path: Path, capsys: pytest.Capture
     common = ["--tracks", str(sequence), "--methods", f"random={checkpoint}", "--cache", str(tmp_path / "cache"),
               "--device", "cpu", "--min-size", "0", "--min-scale", "1", "--reliability-threshold", "0", "--repeatability-threshold", "0",
               "--track-features", "40"]
-    assert main([*common, "--track-candidates", "200", "--output", str(tmp_path / "kept")]) == 0
+    runners, estimators = [], []
+    monkeypatch.setattr(methods, "make_runner", lambda *args: runners.append(args) or make_runner(*args))
+    monkeypatch.setattr(evaluate, "score_tracks", lambda *args: estimators.append(args[2]) or score_tracks(*args))
+    assert main([*common, "--track-candidates", "200", "--output", str(tmp_path / "kept"),
+                 "--pose-estimator", "ransac"]) == 0
+    assert len(runners) == 1, "one network for the tracks and the rest"
+    assert estimators == ["ransac"] * 3, "random, ORB and KLT tracks scored with the estimator asked for"
     kept = json.loads((tmp_path / "kept" / "results.json").read_text())
     assert kept["settings"]["track_candidates"] == 200
     assert any(path.name.endswith("-orb-200") for path in (tmp_path / "cache").iterdir()), "200 candidates extracted"
+    tracked_config = ExtractionConfig(**kept["settings"]["extraction"]).replace(top_k=200)
+    assert (tmp_path / "cache" / R2D2Method(checkpoint, tracked_config, torch.device("cpu"), "random").key).is_dir()
     # Tracked points first, then new ones up to 40: every frame carries exactly 40 (the random net fires everywhere).
     assert {name: scores["features_mean"] for name, scores in kept["tracks"]["pan"].items() if name != "klt"} == \
         {"random": 40.0, "orb": 40.0}
