@@ -15,8 +15,7 @@ from ..model import R2D2Net, load_model, prepare_for_inference
 from ..weights import default_model_path
 
 __all__ = ["add_model_arguments", "add_backend_arguments", "add_extraction_arguments", "backend_from_args",
-           "extraction_config",
-           "model_path", "model_from_args", "runner_from_args"]
+           "extraction_config", "model_path", "model_from_args", "runner_from_args"]
 
 log = logging.getLogger("r2d2_ros")
 
