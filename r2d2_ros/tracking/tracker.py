@@ -15,7 +15,8 @@ where the flow went.
 
 With ``max_points`` the tracker also chooses which detections a frame keeps, as classic front ends
 (VINS) do: the tracked points first, wherever they rank among the detections, then the best new
-ones away from them. Without it, a point leaves its track as soon as it drops out of the best N.
+ones away from them and from each other. Without it, a point leaves its track as soon as it drops out
+of the best N.
 """
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ from .verification import epipolar_model, sampson_errors
 
 __all__ = ["TrackerConfig", "FeatureTracker"]
 
-# Closest a new point may lie to a tracked one: nearer, it is most likely the same point re-detected
-# (a track the matcher missed), and two ids for one point would count it twice in a VO back end.
+# Closest a new point may lie to a tracked one or to another new one: nearer, it is most likely the same
+# point re-detected (a track the matcher missed) or found again at another pyramid level (multi-scale
+# extraction keeps each level's peak), and two ids for one point would count it twice in a VO back end.
 NEW_POINT_SPACING_PX = 4.0
 # Verified neighbours whose median motion predicts where an unmatched point went (guided search).
 GUIDE_NEIGHBOURS = 5
@@ -161,13 +163,44 @@ class FeatureTracker:
         return kept, self.book.update(points[kept], matches)
 
     def _keep(self, points: np.ndarray, tracked: np.ndarray) -> np.ndarray:
-        """Indices of the tracked detections and of the best others at least NEW_POINT_SPACING_PX away, ascending.
+        """Indices of the tracked detections and of the best others, ascending: each new one farther than
+        NEW_POINT_SPACING_PX from the tracked ones and from the new ones before it.
 
         ``points`` are best first, as extraction returns them; ``tracked`` are at most ``max_points``
         (the previous frame kept no more).
         """
         others = np.setdiff1d(np.arange(len(points)), tracked)
-        if len(tracked) and len(others):
-            distance = torch.cdist(torch.from_numpy(points[others]), torch.from_numpy(points[tracked]))
-            others = others[(distance.min(dim=1).values > NEW_POINT_SPACING_PX).numpy()]
-        return np.sort(np.concatenate([tracked, others[: self.config.max_points - len(tracked)]]))
+        new = spaced_subset(points, others, points[tracked], NEW_POINT_SPACING_PX,
+                            self.config.max_points - len(tracked))
+        return np.sort(np.concatenate([tracked, new]))
+
+
+def spaced_subset(points: np.ndarray, candidates: np.ndarray, occupied: np.ndarray, spacing: float,
+                  limit: int) -> np.ndarray:
+    """The first ``limit`` of ``candidates`` (indices into ``points``, in their order) that lie farther
+    than ``spacing`` from every ``occupied`` position and from every candidate taken before them (greedy,
+    as a corner detector's minimum distance), (K,) int64.
+
+    Positions are hashed into cells of ``spacing`` pixels, so each candidate is compared with the taken
+    points of its 3x3 cells only; the loop stops at ``limit``, usually after a few hundred candidates.
+    """
+    cells: dict[tuple[int, int], list[np.ndarray]] = {}
+
+    def cell(point: np.ndarray) -> tuple[int, int]:
+        return int(point[0] // spacing), int(point[1] // spacing)
+
+    def is_free(point: np.ndarray) -> bool:
+        column, row = cell(point)
+        return all(np.hypot(*(point - other)) > spacing
+                   for dx in (-1, 0, 1) for dy in (-1, 0, 1) for other in cells.get((column + dx, row + dy), ()))
+
+    for point in occupied:
+        cells.setdefault(cell(point), []).append(point)
+    taken: list[int] = []
+    for index in candidates:
+        if len(taken) >= limit:
+            break
+        if is_free(points[index]):
+            taken.append(int(index))
+            cells.setdefault(cell(points[index]), []).append(points[index])
+    return np.array(taken, np.int64)

@@ -203,36 +203,49 @@ def test_max_points_keeps_tracked_points_wherever_they_rank() -> None:
     tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.6, max_points=100))
     first = _project(scene, np.eye(3), np.zeros(3))
     kept, tracks = tracker.update(_features(first, descriptors), K)
-    assert kept.tolist() == list(range(100)) and tracks.lengths.tolist() == [1] * 100  # the best 100
+    best = _spaced_in_order(first, range(400), np.zeros((0, 2)))[:100]
+    assert kept.tolist() == best and tracks.lengths.tolist() == [1] * 100  # the best 100, 4 px apart
 
     # Frame 2: the 100 tracked points now rank last; 30 of them are not detected at all.
     second = _project(scene, cv2.Rodrigues(np.array([0.0, 0.02, 0.0]))[0], np.array([0.2, 0.0, 0.0]))
-    order = np.concatenate([np.arange(100, 400), np.arange(30, 100)])
+    order = np.array([i for i in range(400) if i not in best] + best[30:])
     kept, tracks = tracker.update(_features(second[order], descriptors[order]), K)
     assert np.all(np.diff(kept) > 0), "kept indices are ascending: the published keypoints stay best first"
     tracked = kept[tracks.lengths == 2]
     assert len(kept) == 100 and len(tracked) >= 65
     assert (tracked >= 300).all(), "the tracked points are the last-ranked detections"
-    assert np.array_equal(tracks.ids[tracks.lengths == 2], order[tracked])  # same scene point, same id
+    first_ids = {scene_point: track_id for track_id, scene_point in enumerate(best)}
+    assert tracks.ids[tracks.lengths == 2].tolist() == [first_ids[i] for i in order[tracked]]  # same point, same id
     new = kept[tracks.lengths == 1]
-    assert new.tolist() == [i for i in range(300) if _far_from(second[order][i], second[order][tracked])][:len(new)]
+    assert new.tolist() == _spaced_in_order(second[order], range(300), second[order][tracked])[:len(new)]
 
 
-def _far_from(point: np.ndarray, others: np.ndarray, spacing: float = 4.0) -> bool:
-    return bool(np.linalg.norm(others - point, axis=1).min() > spacing)
+def _spaced_in_order(points: np.ndarray, candidates, occupied: np.ndarray, spacing: float = 4.0) -> list[int]:
+    """The candidates, in order, farther than ``spacing`` from the occupied points and the ones taken before."""
+    taken: list[int] = []
+    for index in candidates:
+        others = np.vstack([occupied, points[taken]])
+        if not len(others) or np.linalg.norm(others - points[index], axis=1).min() > spacing:
+            taken.append(index)
+    return taken
 
 
-def test_max_points_does_not_add_a_new_point_on_a_tracked_one() -> None:
-    scene = _scene(60)
-    descriptors = torch.nn.functional.normalize(torch.randn(62, 32, generator=torch.Generator().manual_seed(5)), dim=1)
+def test_max_points_does_not_add_a_new_point_on_a_tracked_one_or_twice() -> None:
+    """A new point within 4 px of a tracked one, or of a better new one (the same point found at another
+    pyramid level), would be one scene point under two ids: neither is kept."""
+    projected = _project(_scene(90), np.eye(3), np.zeros(3))
+    scene = _scene(90)[_spaced_in_order(projected, range(90), np.zeros((0, 2)))[:60]]  # 60 points 4 px apart
+    descriptors = torch.nn.functional.normalize(torch.randn(63, 32, generator=torch.Generator().manual_seed(5)), dim=1)
     tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.6, max_points=50))
     first = _project(scene, np.eye(3), np.zeros(3))
     tracker.update(_features(first, descriptors[:60]), K)
     second = _project(scene, cv2.Rodrigues(np.array([0.0, 0.02, 0.0]))[0], np.array([0.2, 0.0, 0.0]))[:40]
-    # Two unknown points rank first: one 3 px from tracked point 0, one far from every point.
+    # Three unknown points rank first: one 3 px from tracked point 0, one far from every point, and the
+    # far one again 1 px away with a descriptor of its own (a coarser level's peak).
     near, far = second[0] + [3.0, 0.0], np.array([2000.0, 2000.0])
-    kept, tracks = tracker.update(_features(np.vstack([near, far, second]), descriptors[[60, 61, *range(40)]]), K)
-    assert (tracks.lengths[kept >= 2] == 2).all(), "the 40 re-detected points are tracked"
-    assert kept.tolist() == [1, *range(2, 42)], "the far new point is kept, the one on a tracked point is not"
+    points = np.vstack([near, far, far + [0.0, 1.0], second])
+    kept, tracks = tracker.update(_features(points, descriptors[[60, 61, 62, *range(40)]]), K)
+    assert (tracks.lengths[kept >= 3] == 2).all(), "the 40 re-detected points are tracked"
+    assert kept.tolist() == [1, *range(3, 43)], "only the far new point is kept"
     with pytest.raises(ValueError, match="max_points"):
         TrackerConfig(max_points=-1)
