@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .tracking import SURVIVAL_FRAMES  # noqa: E402
+
 __all__ = ["write_json", "markdown_table", "tracks_table", "plot_mma"]
 
 
@@ -46,16 +48,19 @@ def markdown_table(hpatches: dict[str, dict[str, Any]], vo: dict[str, dict[str, 
 
 
 def tracks_table(tracks: dict[str, dict[str, dict[str, float]]]) -> str:
-    """One row per sequence and method: features, tracked share, track lengths, consistency, pose errors."""
+    """One row per sequence and method: features, tracked share, track lengths, survival, consistency, pose errors."""
     header = ["sequence", "method", "features", "tracked share", "track length mean", "median",
-              "consistent share (Sampson < 1 px)", "rotation error median (deg)", "translation direction error median (deg)"]
+              f"still tracked {SURVIVAL_FRAMES} frames later", "consistent share (Sampson < 1 px)",
+              "rotation error median (deg)", "translation direction error median (deg)"]
     lines = ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for sequence, methods in tracks.items():
         for method, r in methods.items():
+            survival = f"{r['survival_share']:.3f}" if "survival_share" in r else "n/a (too short)"
             truth = [f"{r[k]:.3f}" if k in r else "n/a (no poses)" for k in
                      ("consistent_share", "rotation_error_median_deg", "translation_error_median_deg")]
             lines.append(f"| {sequence} | {method} | {r['features_mean']:.0f} | {r['tracked_share']:.3f} | "
-                         f"{r['track_length_mean']:.2f} | {r['track_length_median']:.0f} | " + " | ".join(truth) + " |")
+                         f"{r['track_length_mean']:.2f} | {r['track_length_median']:.0f} | {survival} | "
+                         + " | ".join(truth) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -55,6 +55,24 @@ def test_scores_of_true_and_broken_tracks(tmp_path: Path) -> None:
     assert "consistent_share" not in without_poses and without_poses["track_length_mean"] == 4
 
 
+def test_survival_share_counts_the_points_still_tracked_five_frames_later(tmp_path: Path) -> None:
+    """100 points; 40 of their tracks end after frame 3 (new points take their place): the points of
+    frames 0-3 are 60% alive five frames later, frame 4's (40 of them new) all; a sequence of five
+    frames or fewer has no survival share."""
+    points = np.random.default_rng(1).uniform(0, 400, (100, 2))
+    book, frames = TrackBook(), []
+    for index in range(10):
+        continued = np.arange(100) if index != 4 else np.arange(40, 100)
+        matches = np.zeros((0, 2), int) if index == 0 else np.column_stack([continued, continued])
+        frames.append(TrackedFrame(points, points, book.update(points, matches), []))
+    sequence = Sequence("synthetic", [tmp_path / f"{i}.png" for i in range(10)], None,
+                        CameraCalibration(640, 480, K, (0.0,) * 5))
+    alive = [0.6, 0.6, 0.6, 0.6, 1.0]  # frame 3's points: 60 alive at frame 8; frame 4's: all 100
+    assert score_tracks(frames, sequence)["survival_share"] == pytest.approx(np.mean(alive), abs=1e-3)
+    short = Sequence("short", sequence.frames[:5], None, sequence.calibration)
+    assert "survival_share" not in score_tracks(frames[:5], short)
+
+
 def test_klt_keeps_ids_on_a_panning_camera(tmp_path: Path, textured_image: np.ndarray) -> None:
     scene = cv2.GaussianBlur(cv2.resize(textured_image, (480, 240)), (3, 3), 0)
     paths = []
