@@ -119,8 +119,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("track_ransac_px", 1.0, "largest Sampson distance (first-order distance to the epipolar "
               "geometry) of a tracked match, pixels", 0.1, 20.0),
     ParamSpec("track_max_points", 0, "keypoints a tracking frame keeps: its tracked points first, wherever they "
-              "rank among the top_k detections, then the best new ones (set top_k several times higher); "
-              "0 = every detection", 0, 100_000),
+              "rank among the top_k detections, then the best new ones, more than 4 px apart (set top_k several "
+              "times higher); 0 = every detection", 0, 100_000),
     ParamSpec("track_guided_radius", 0.0, "pixels around an unmatched point's predicted position (its verified "
               "neighbours' motion) searched again after RANSAC: the nearest detection on its epipolar line "
               "continues the track; 0 = off",
