@@ -141,9 +141,9 @@ def score_tracks(frames: list[TrackedFrame], sequence: Sequence, estimator: Esti
     A track is consistent when every one of its frame-to-frame steps has a Sampson error with the
     true motion below 1 px. Lengths count frames, over the tracks seen at least twice. The survival
     share is, averaged over frames, the share of a frame's points still on their tracks
-    :data:`SURVIVAL_FRAMES` frames later (absent for shorter sequences): unlike the mean length it
-    does not depend on how many new points die at once. ``estimator`` gives the relative poses (see
-    :func:`~r2d2_ros.evaluation.vo.pose_errors_from_correspondences`).
+    :data:`SURVIVAL_FRAMES` frames later (absent for shorter sequences): unlike the mean length, it
+    counts every point a frame keeps, new points lost at once included. ``estimator`` gives the
+    relative poses (see :func:`~r2d2_ros.evaluation.vo.pose_errors_from_correspondences`).
     """
     final_length: dict[int, int] = {}
     for frame in frames:
@@ -156,10 +156,10 @@ def score_tracks(frames: list[TrackedFrame], sequence: Sequence, estimator: Esti
         "track_length_mean": round(float(lengths.mean()), 2) if len(lengths) else 0.0,
         "track_length_median": float(np.median(lengths)) if len(lengths) else 0.0,
     }
-    if len(frames) > SURVIVAL_FRAMES:
-        result["survival_share"] = round(float(np.mean([
-            np.isin(first.tracks.ids, later.tracks.ids).mean() for first, later in
-            zip(frames[:-SURVIVAL_FRAMES], frames[SURVIVAL_FRAMES:]) if len(first.raw)])), 3)
+    survival = [np.isin(first.tracks.ids, later.tracks.ids).mean()
+                for first, later in zip(frames[:-SURVIVAL_FRAMES], frames[SURVIVAL_FRAMES:]) if len(first.raw)]
+    if survival:
+        result["survival_share"] = round(float(np.mean(survival)), 3)
     if sequence.poses is None:
         return result
     camera = _camera(sequence).rectified_matrix

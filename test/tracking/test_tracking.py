@@ -11,6 +11,7 @@ import torch
 from r2d2_ros.features import Features
 from r2d2_ros.matching import mutual_nearest_neighbours
 from r2d2_ros.tracking import CameraModel, FeatureTracker, TrackBook, TrackerConfig, epipolar_inliers, rectify_points
+from r2d2_ros.tracking.tracker import _pixel_distances, _spaced_in_order
 
 K = np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]])
 
@@ -203,7 +204,7 @@ def test_max_points_keeps_tracked_points_wherever_they_rank() -> None:
     tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.6, max_points=100))
     first = _project(scene, np.eye(3), np.zeros(3))
     kept, tracks = tracker.update(_features(first, descriptors), K)
-    best = _spaced_in_order(first, range(400), np.zeros((0, 2)))[:100]
+    best = _spaced_by_brute_force(first, range(400), np.zeros((0, 2)))[:100]
     assert kept.tolist() == best and tracks.lengths.tolist() == [1] * 100  # the best 100, 4 px apart
 
     # Frame 2: the 100 tracked points now rank last; 30 of them are not detected at all.
@@ -217,10 +218,10 @@ def test_max_points_keeps_tracked_points_wherever_they_rank() -> None:
     first_ids = {scene_point: track_id for track_id, scene_point in enumerate(best)}
     assert tracks.ids[tracks.lengths == 2].tolist() == [first_ids[i] for i in order[tracked]]  # same point, same id
     new = kept[tracks.lengths == 1]
-    assert new.tolist() == _spaced_in_order(second[order], range(300), second[order][tracked])[:len(new)]
+    assert new.tolist() == _spaced_by_brute_force(second[order], range(300), second[order][tracked])[:len(new)]
 
 
-def _spaced_in_order(points: np.ndarray, candidates, occupied: np.ndarray, spacing: float = 4.0) -> list[int]:
+def _spaced_by_brute_force(points: np.ndarray, candidates, occupied: np.ndarray, spacing: float = 4.0) -> list[int]:
     """The candidates, in order, farther than ``spacing`` from the occupied points and the ones taken before."""
     taken: list[int] = []
     for index in candidates:
@@ -230,11 +231,33 @@ def _spaced_in_order(points: np.ndarray, candidates, occupied: np.ndarray, spaci
     return taken
 
 
+def test_spacing_is_greedy_in_order_strict_and_works_on_negative_coordinates() -> None:
+    """Rectified pixels can be negative; a point must lie farther than 4 px: exactly 4 px is too close."""
+    points = [[-1.0, -1.0], [-1.5, -1.0], [3.0, -1.0], [-5.5, -1.0], [-3.0, 2.0], [-10.0, -1.0]]
+    assert _spaced_in_order(points, 4.0, 10).tolist() == [0, 3, 5]  # 1: 0.5 px, 2: 4 px, 4: 3.6 px from point 0
+    assert _spaced_in_order(points, 4.0, 2).tolist() == [0, 3]
+    assert _spaced_in_order(points, 4.0, 0).tolist() == [] and _spaced_in_order([], 4.0, 5).dtype == np.int64
+    rng = np.random.default_rng(6)
+    cloud = rng.uniform(-30, 30, (300, 2))
+    assert _spaced_in_order(cloud.tolist(), 4.0, 300).tolist() == _spaced_by_brute_force(cloud, range(300),
+                                                                                        np.zeros((0, 2)))
+
+
+def test_pixel_distances_are_exact_at_a_camera_s_coordinates() -> None:
+    """Spacing and the guided search's nearest detection compare distances to a fraction of a pixel at
+    coordinates in the thousands, where torch.cdist's default (|a|^2 + |b|^2 - 2ab) is off by ~0.2 px."""
+    rng = np.random.default_rng(7)
+    first, second = rng.uniform(0, [1300, 400], (400, 2)), rng.uniform(0, [1300, 400], (300, 2))
+    truth = np.linalg.norm(first[:, None] - second[None], axis=2)
+    distances = _pixel_distances(torch.from_numpy(first.astype(np.float32)), torch.from_numpy(second.astype(np.float32)))
+    assert np.abs(distances.numpy() - truth).max() < 1e-3
+
+
 def test_max_points_does_not_add_a_new_point_on_a_tracked_one_or_twice() -> None:
     """A new point within 4 px of a tracked one, or of a better new one (the same point found at another
     pyramid level), would be one scene point under two ids: neither is kept."""
     projected = _project(_scene(90), np.eye(3), np.zeros(3))
-    scene = _scene(90)[_spaced_in_order(projected, range(90), np.zeros((0, 2)))[:60]]  # 60 points 4 px apart
+    scene = _scene(90)[_spaced_by_brute_force(projected, range(90), np.zeros((0, 2)))[:60]]  # 60 points 4 px apart
     descriptors = torch.nn.functional.normalize(torch.randn(63, 32, generator=torch.Generator().manual_seed(5)), dim=1)
     tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.6, max_points=50))
     first = _project(scene, np.eye(3), np.zeros(3))
