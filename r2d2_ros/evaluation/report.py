@@ -55,7 +55,7 @@ def tracks_table(tracks: dict[str, dict[str, dict[str, float]]]) -> str:
     lines = ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for sequence, methods in tracks.items():
         for method, r in methods.items():
-            survival = f"{r['survival_share']:.3f}" if "survival_share" in r else "n/a (too short)"
+            survival = f"{r['survival_share']:.3f}" if "survival_share" in r else "n/a"
             truth = [f"{r[k]:.3f}" if k in r else "n/a (no poses)" for k in
                      ("consistent_share", "rotation_error_median_deg", "translation_error_median_deg")]
             lines.append(f"| {sequence} | {method} | {r['features_mean']:.0f} | {r['tracked_share']:.3f} | "

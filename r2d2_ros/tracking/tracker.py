@@ -52,7 +52,8 @@ class TrackerConfig:
     ransac_threshold_px: float = 1.0  # Sampson distance to the epipolar geometry, px
     trail_length: int = 20  # positions kept per track for drawing
     # 0: every detection is kept and tracked. N > 0: the detections are candidates (extract more than
-    # N); a frame keeps its tracked points, then new detections, best first, up to N.
+    # N); a frame keeps its tracked points, then new detections, best first, up to N, each more than
+    # NEW_POINT_SPACING_PX from the tracked points and from the other new ones.
     max_points: int = 0
     # > 0: after RANSAC, a previous point without a match takes the unmatched detection nearest to where
     # its verified neighbours' motion puts it, within this radius, on its epipolar line and within the

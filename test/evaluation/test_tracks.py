@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from r2d2_ros.evaluation.report import tracks_table
 from r2d2_ros.evaluation.tracking import TrackedFrame, score_tracks, track_klt
 from r2d2_ros.sequences import CameraCalibration, Sequence
 from r2d2_ros.tracking import TrackBook, sampson_errors
@@ -71,6 +72,10 @@ def test_survival_share_counts_the_points_still_tracked_five_frames_later(tmp_pa
     assert score_tracks(frames, sequence)["survival_share"] == pytest.approx(np.mean(alive), abs=1e-3)
     short = Sequence("short", sequence.frames[:5], None, sequence.calibration)
     assert "survival_share" not in score_tracks(frames[:5], short)
+    table = tracks_table({"synthetic": {"r2d2": score_tracks(frames, sequence)},
+                          "short": {"r2d2": score_tracks(frames[:5], short)}})
+    assert "still tracked 5 frames later" in table and "| 0.680 |" in table
+    assert table.splitlines()[-1].startswith("| short | r2d2 |") and "| n/a |" in table.splitlines()[-1]
 
 
 def test_klt_keeps_ids_on_a_panning_camera(tmp_path: Path, textured_image: np.ndarray) -> None:

@@ -1,6 +1,7 @@
 """Tracking (ROS-free): ids persist through matches, RANSAC rejects outliers, rectification inverts distortion."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import SimpleNamespace
 
 import cv2
@@ -221,7 +222,8 @@ def test_max_points_keeps_tracked_points_wherever_they_rank() -> None:
     assert new.tolist() == _spaced_by_brute_force(second[order], range(300), second[order][tracked])[:len(new)]
 
 
-def _spaced_by_brute_force(points: np.ndarray, candidates, occupied: np.ndarray, spacing: float = 4.0) -> list[int]:
+def _spaced_by_brute_force(points: np.ndarray, candidates: Iterable[int], occupied: np.ndarray,
+                           spacing: float = 4.0) -> list[int]:
     """The candidates, in order, farther than ``spacing`` from the occupied points and the ones taken before."""
     taken: list[int] = []
     for index in candidates:
