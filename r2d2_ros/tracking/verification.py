@@ -85,12 +85,12 @@ def epipolar_model(points1: np.ndarray, points2: np.ndarray, camera_matrix: np.n
     inliers = np.zeros(len(points1), bool)
     if len(points1) < MIN_MATCHES:
         return inliers, None
+    points1, points2 = _float64(points1), _float64(points2)
     if camera_matrix is not None:
-        model, mask = _essential_matrix(_float64(points1), _float64(points2), _float64(camera_matrix), threshold_px,
-                                        confidence, "lo-ransac")
+        model, mask = _essential_matrix(points1, points2, _float64(camera_matrix), threshold_px, confidence,
+                                        "lo-ransac")
     else:
-        model, mask = cv2.findFundamentalMat(_float64(points1), _float64(points2), ESTIMATORS["lo-ransac"],
-                                             threshold_px, confidence)
+        model, mask = cv2.findFundamentalMat(points1, points2, ESTIMATORS["lo-ransac"], threshold_px, confidence)
     if model is None or mask is None or model.shape[0] != 3:  # degenerate, or several solutions stacked
         return inliers, None
     if camera_matrix is not None:
