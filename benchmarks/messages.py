@@ -17,7 +17,7 @@ from rclpy.qos import QoSProfile
 
 from r2d2_ros.features import Features
 from r2d2_ros.msg import Keypoints
-from r2d2_ros.ros.messages import DESCRIPTOR_ENCODINGS, features_to_message
+from r2d2_ros.conversions.keypoints_message import DESCRIPTOR_ENCODINGS, features_to_message
 
 
 def main(argv: list[str] | None = None) -> int:

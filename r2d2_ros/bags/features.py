@@ -23,7 +23,7 @@ import yaml
 from rosbags.rosbag2 import Writer
 
 from ..features import Features
-from ..ros.messages import features_to_message, message_to_arrays
+from ..conversions.keypoints_message import features_to_message, message_to_arrays
 from .store import KEYPOINTS, STORAGES, BagError, TopicReader, typestore
 
 __all__ = ["FeatureBagWriter", "FeatureBag", "keypoints_message", "feature_bag_settings"]

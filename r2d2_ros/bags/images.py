@@ -10,7 +10,7 @@ import numpy as np
 from rosbags.rosbag2 import Writer, WriterError
 
 from ..image_io import read_rgb
-from ..ros.image_codec import decode_message
+from ..conversions.image_codec import decode_message
 from ..sequences import Sequence
 from .store import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, STORAGES, BagError, bag_topics, typestore
 

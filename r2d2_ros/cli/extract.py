@@ -26,7 +26,7 @@ from ..extraction import ExtractionConfig, NetworkRunner, extract_multiscale
 from ..features import save_r2d2
 from ..image_io import IMAGE_SUFFIXES, read_rgb
 from ..model import CheckpointError
-from ..ros.messages import DESCRIPTOR_ENCODINGS
+from ..conversions.keypoints_message import DESCRIPTOR_ENCODINGS
 from .common import (add_backend_arguments, add_extraction_arguments, add_model_arguments, extraction_config,
                      model_path, runner_from_args)
 

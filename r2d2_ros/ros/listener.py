@@ -22,7 +22,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image
 
 from ..msg import Keypoints
-from .image_codec import decode_image
+from ..conversions.image_codec import decode_image
 
 __all__ = ["Listener", "main"]
 

@@ -41,13 +41,13 @@ from ..features import Features
 from ..msg import Keypoints
 from ..tracking import FrontEndResult, TrackerConfig, TrackingFrontEnd
 from ..viz import colorize_heatmap, draw_keypoints, draw_tracks
-from .health import assess_health, worker_hang
-from .image_codec import decode_message
-from .inference import InferenceModel, ModelLoadError, load_inference_model, warm_up
-from .messages import DESCRIPTOR_ENCODINGS, features_to_message
-from .params import PARAMETERS, ParamSpec, extraction_config, validate_update
-from .camera_sync import StampSynchronizer
-from .pipeline import UNPAIRED, FrameDropped, LatestFrameSlot, NodeStats, frame_stage
+from ..serving.health import assess_health, worker_hang
+from ..conversions.image_codec import decode_message
+from ..serving.inference import InferenceModel, ModelLoadError, load_inference_model, warm_up
+from ..conversions.keypoints_message import DESCRIPTOR_ENCODINGS, features_to_message
+from ..serving.params import PARAMETERS, ParamSpec, extraction_config, validate_update
+from ..serving.camera_sync import StampSynchronizer
+from ..serving.stats import UNPAIRED, FrameDropped, LatestFrameSlot, NodeStats, frame_stage
 
 __all__ = ["R2D2Node", "StartupError", "main"]
 

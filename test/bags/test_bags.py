@@ -18,7 +18,7 @@ from r2d2_ros.bags import (IMAGE_TYPES, BagError, FeatureBag, FeatureBagWriter, 
 from r2d2_ros.bags.store import CAMERA_INFO, IMAGE, KEYPOINTS
 from r2d2_ros.features import Features
 from r2d2_ros.image_io import read_rgb
-from r2d2_ros.ros.messages import DESCRIPTOR_ENCODINGS
+from r2d2_ros.conversions.keypoints_message import DESCRIPTOR_ENCODINGS
 from r2d2_ros.sequences import Sequence
 
 from .conftest import FRAMES, SIZE, TOPIC

@@ -11,13 +11,13 @@ import pytest
 import torch
 from r2d2_ros.extraction import ExtractionConfig
 from r2d2_ros.msg import Keypoints
-from r2d2_ros.ros.image_codec import decode_image
-from r2d2_ros.ros.messages import message_to_arrays
+from r2d2_ros.conversions.image_codec import decode_image
+from r2d2_ros.conversions.keypoints_message import message_to_arrays
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
-from ..ros.test_image_codec import png_claiming_pixels
-from ..ros.test_inference import write_oversized_checkpoint
+from ..conversions.test_image_codec import png_claiming_pixels
+from ..serving.test_inference import write_oversized_checkpoint
 from .client import (COLOUR, EQUIVALENT, EQUIVALENT_COLOUR, GREY, HEIGHT, RGB, WIDTH, Client, image_message, level,
                      value)
 from .conftest import FAST_PARAMETERS, NodeProcess, spin_until

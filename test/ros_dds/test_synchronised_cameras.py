@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from r2d2_ros.msg import Keypoints
-from r2d2_ros.ros.messages import message_to_arrays
+from r2d2_ros.conversions.keypoints_message import message_to_arrays
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 import pytest
-from r2d2_ros.ros.messages import message_to_arrays
+from r2d2_ros.conversions.keypoints_message import message_to_arrays
 from r2d2_ros.tracking import CameraModel, rectify_points
 from r2d2_ros.weights import DEFAULT_MODEL
 from rclpy.node import Node

@@ -10,9 +10,9 @@ from r2d2_ros.export import INPUT_NAME
 from r2d2_ros.extraction import ExtractionConfig, NetworkRunner
 from r2d2_ros.model import load_checkpoint
 from r2d2_ros.model.nets import R2D2Net
-from r2d2_ros.ros import inference
-from r2d2_ros.ros.inference import ModelLoadError, load_inference_model
-from r2d2_ros.ros.params import defaults, validate_update
+from r2d2_ros.serving import inference
+from r2d2_ros.serving.inference import ModelLoadError, load_inference_model
+from r2d2_ros.serving.params import defaults, validate_update
 from r2d2_ros.weights import default_model_path
 
 

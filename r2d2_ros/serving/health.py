@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .pipeline import SUPERSEDED, StatsSnapshot
+from .stats import SUPERSEDED, StatsSnapshot
 
 __all__ = ["FAILING_STREAK", "Health", "Level", "assess_health", "worker_hang"]
 

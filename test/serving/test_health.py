@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from r2d2_ros.ros.health import FAILING_STREAK, Level, assess_health, worker_hang
-from r2d2_ros.ros.image_codec import ImageDecodeError
-from r2d2_ros.ros.pipeline import UNPAIRED, FrameDropped, NodeStats, frame_stage
+from r2d2_ros.serving.health import FAILING_STREAK, Level, assess_health, worker_hang
+from r2d2_ros.conversions.image_codec import ImageDecodeError
+from r2d2_ros.serving.stats import UNPAIRED, FrameDropped, NodeStats, frame_stage
 
 
 class FakeClock:

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from ..conversions.image_codec import ImageDecodeError
+
 __all__ = ["FrameDropped", "LatestFrameSlot", "NodeStats", "StatsSnapshot", "SUPERSEDED", "UNPAIRED", "frame_stage"]
 
 T = TypeVar("T")
@@ -32,12 +34,14 @@ def frame_stage(reason: str) -> Iterator[None]:
     A frame's stages (decode, extraction, publishing, pictures) run inside one of these so that
     whatever a frame carries, and whatever OpenCV, torch or rclpy raise on it, costs that frame
     only: the worker thread counts the drop and goes on. A :class:`FrameDropped` raised inside
-    keeps its own, more precise reason.
+    keeps its own, more precise reason, and so does an :class:`ImageDecodeError`.
     """
     try:
         yield
     except FrameDropped:
         raise
+    except ImageDecodeError as error:
+        raise FrameDropped(error.reason, str(error)) from error
     except Exception as error:
         raise FrameDropped(reason, f"{reason}: {type(error).__name__}: {error}") from error
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from r2d2_ros.ros.camera_sync import StampSynchronizer
+from r2d2_ros.serving.camera_sync import StampSynchronizer
 
 MS = 1_000_000
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..backends import BACKENDS
 from ..extraction import PRECISION_CHOICES, ExtractionConfig
 from ..viz import COLORMAPS
-from .messages import DESCRIPTOR_ENCODINGS
+from ..conversions.keypoints_message import DESCRIPTOR_ENCODINGS
 
 __all__ = ["ParamSpec", "PARAMETERS", "HEATMAP_COLORMAPS", "defaults", "spec", "validate_update", "extraction_config"]
 

@@ -14,13 +14,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .pipeline import FrameDropped
-
 __all__ = ["ImageDecodeError", "SUPPORTED_ENCODINGS", "decode_image", "decode_compressed", "decode_message"]
 
 
-class ImageDecodeError(FrameDropped, ValueError):
-    """An image that cannot be converted; ``reason`` is a short counter name."""
+class ImageDecodeError(ValueError):
+    """An image that cannot be converted; ``reason`` is a short counter name (the node's drop cause)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)

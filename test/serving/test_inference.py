@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from r2d2_ros.extraction import ExtractionConfig
-from r2d2_ros.ros.inference import ModelLoadError, cpu_fallback_note, load_inference_model
+from r2d2_ros.serving.inference import ModelLoadError, cpu_fallback_note, load_inference_model
 
 
 def write_oversized_checkpoint(path: Path) -> Path:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from r2d2_ros.ros.image_codec import SUPPORTED_ENCODINGS, ImageDecodeError, decode_compressed, decode_image
+from r2d2_ros.conversions.image_codec import SUPPORTED_ENCODINGS, ImageDecodeError, decode_compressed, decode_image
 
 RNG = np.random.default_rng(1)
 RGB = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)

@@ -10,9 +10,9 @@ import torch
 import yaml
 
 from r2d2_ros.features import Features
-from r2d2_ros.ros.messages import DESCRIPTOR_ENCODINGS, decode_descriptors, encode_descriptors, features_to_message, message_to_arrays
-from r2d2_ros.ros.params import PARAMETERS, defaults, spec, validate_update
-from r2d2_ros.ros.pipeline import LatestFrameSlot, NodeStats
+from r2d2_ros.conversions.keypoints_message import DESCRIPTOR_ENCODINGS, decode_descriptors, encode_descriptors, features_to_message, message_to_arrays
+from r2d2_ros.serving.params import PARAMETERS, defaults, spec, validate_update
+from r2d2_ros.serving.stats import LatestFrameSlot, NodeStats
 from r2d2_ros.tracking import Tracks
 
 REPO = Path(__file__).resolve().parents[2]
