@@ -2,10 +2,14 @@
 
     ros2 launch r2d2_ros r2d2.launch.py image:=/camera/image_raw device:=cuda rviz:=true
 
-The intrinsics are read beside the image (/camera/camera_info for /camera/image_raw).
+The node goes in the image's namespace by default (/camera for /camera/image_raw), so two cameras'
+launches do not collide, and publishes /camera/keypoints, /camera/keypoints/camera_info, ...; the
+intrinsics are read beside the image (/camera/camera_info). ``managed:=true`` starts the lifecycle
+variant (configure and activate it, e.g. with nav2_lifecycle_manager).
 
 ``model`` and ``device`` override params_file only when given. The node is respawned when it
-exits (its watchdog exits non-zero when its inference worker dies), unless ``respawn:=false``.
+exits with a runtime fault (its watchdog exits 1 when its inference worker dies or hangs), unless
+``respawn:=false``; a configuration error (exit 78) is not respawned.
 """
 import sys
 from pathlib import Path
@@ -17,26 +21,28 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helper beside this file
-from r2d2_launch_overrides import OVERRIDABLE, camera_info_beside, given_overrides  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this file
+from r2d2_launch_actions import no_respawn_after_configuration_error  # noqa: E402
+from r2d2_launch_overrides import OVERRIDABLE, given_overrides, namespace_beside  # noqa: E402
 
 
-def _r2d2_node(context: LaunchContext) -> list[Node]:
+def _r2d2_node(context: LaunchContext) -> list:
     image = LaunchConfiguration("image").perform(context)
     overrides = given_overrides({name: LaunchConfiguration(name).perform(context) for name in OVERRIDABLE})
-    return [Node(
+    managed = LaunchConfiguration("managed").perform(context).lower() == "true"
+    node = Node(
         package="r2d2_ros",
-        executable="r2d2_node",
+        executable="r2d2_lifecycle_node" if managed else "r2d2_node",
         name="r2d2_node",
-        namespace=LaunchConfiguration("namespace"),
+        namespace=LaunchConfiguration("namespace").perform(context) or namespace_beside(image),
         parameters=[LaunchConfiguration("params_file"), overrides],
-        remappings=[("image", image), ("image/compressed", f"{image}/compressed"),
-                    ("camera_info", camera_info_beside(image))],
+        remappings=[("image", image)],  # image/compressed and camera_info follow it
         respawn=LaunchConfiguration("respawn").perform(context).lower() == "true",
         respawn_delay=2.0,
         output="screen",
         emulate_tty=True,
-    )]
+    )
+    return [node, no_respawn_after_configuration_error(node)]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -45,13 +51,19 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("image", default_value="/camera/image_raw", description="input sensor_msgs/Image topic"),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "r2d2.yaml"]),
                               description="YAML parameters of r2d2_node"),
-        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its outputs"),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace of the node and its outputs; empty = the image's (camera for "
+                                          "/camera/image_raw)"),
         DeclareLaunchArgument("model", default_value="",
                               description="checkpoint path; empty = as in params_file"),
         DeclareLaunchArgument("device", default_value="",
                               description="auto, cpu, cuda or cuda:N; empty = as in params_file"),
-        DeclareLaunchArgument("respawn", default_value="true", description="restart the node when it exits"),
-        DeclareLaunchArgument("rviz", default_value="false", description="also start rviz2 with config/r2d2.rviz"),
+        DeclareLaunchArgument("managed", default_value="false",
+                              description="true: the lifecycle node (waits for configure and activate)"),
+        DeclareLaunchArgument("respawn", default_value="true",
+                              description="restart the node when it exits with a runtime fault"),
+        DeclareLaunchArgument("rviz", default_value="false",
+                              description="also start rviz2 with config/r2d2.rviz (topics under /camera)"),
     ]
     rviz = Node(
         package="rviz2",

@@ -1,4 +1,5 @@
-"""Which launch arguments override r2d2_node's parameters file, and the cameras' topics; shared by the launch files.
+"""Which launch arguments override r2d2_node's parameters file, the cameras' topics and namespaces, and which
+exits are respawned; shared by the launch files.
 
 Kept free of the launch library (and of torch) so that it loads fast and is tested without either.
 """
@@ -6,6 +7,27 @@ from __future__ import annotations
 
 # Launch arguments that, when given, override the parameter of the same name in params_file.
 OVERRIDABLE = ("model", "device")
+
+# r2d2_node's exit status for a configuration error (r2d2_ros.ros.node.EXIT_CONFIGURATION_ERROR, sysexits'
+# EX_CONFIG): a restart would fail the same way, so it is not respawned; runtime faults (1) are.
+EXIT_CONFIGURATION_ERROR = 78
+
+
+def respawn_after(returncode: int) -> bool:
+    """Whether a node that exited with ``returncode`` is worth restarting."""
+    return returncode != EXIT_CONFIGURATION_ERROR
+
+
+def namespace_beside(image_topic: str) -> str:
+    """The namespace of an image topic, where the node and its outputs go by default
+    (/camera/image_raw -> camera, so that two cameras' launches do not collide); "r2d2" at the root."""
+    parent = image_topic.strip("/").rpartition("/")[0]
+    return parent or "r2d2"
+
+
+def rig_namespace(cameras: list[str]) -> str:
+    """The default namespace of one node serving several cameras: their names joined (left_right)."""
+    return "_".join(camera.replace("/", "_") for camera in cameras)
 
 
 def given_overrides(arguments: dict[str, str]) -> dict[str, str]:
@@ -24,18 +46,16 @@ def camera_names(text: str) -> list[str]:
 
 
 def image_remappings(camera: str, image_suffix: str, node_topic_prefix: str = "") -> list[tuple[str, str]]:
-    """Remappings from the node's image topics to ``/<camera>/<image_suffix>`` (raw and compressed).
+    """The node's image topic remapped to ``/<camera>/<image_suffix>``; ``image/compressed`` and ``camera_info``
+    follow it (the node reads them beside the remapped image, as image_pipeline nodes do).
 
     ``node_topic_prefix`` is where the node reads the camera: "" for a node in the camera's
     namespace, "<camera>/" for one node serving several cameras.
     """
-    suffix = image_suffix.strip("/")
-    return [(f"{node_topic_prefix}image", f"/{camera}/{suffix}"),
-            (f"{node_topic_prefix}image/compressed", f"/{camera}/{suffix}/compressed")]
+    return [(f"{node_topic_prefix}image", f"/{camera}/{image_suffix.strip('/')}")]
 
 
-def camera_info_beside(image_topic: str) -> str:
-    """The camera_info topic beside an image topic, as image_transport lays them out
-    (/camera/image_raw -> /camera/camera_info)."""
-    parent = image_topic.rstrip("/").rpartition("/")[0]
-    return f"{parent}/camera_info" if parent or image_topic.startswith("/") else "camera_info"
+def output_remappings(camera: str) -> list[tuple[str, str]]:
+    """One node serving several cameras publishes each camera's outputs under ``/<camera>/keypoints``:
+    one remap moves keypoints, keypoints/camera_info, keypoints/image and keypoints/heatmap/* together."""
+    return [(f"{camera}/keypoints", f"/{camera}/keypoints")]

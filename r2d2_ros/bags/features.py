@@ -36,10 +36,11 @@ _ARRAY_FIELDS = {"x": np.float32, "y": np.float32, "scale": np.float32, "score":
 
 
 def keypoints_message(features: Features, header: Any, model_name: str, encoding: int) -> Any:
-    """A rosbags r2d2_ros/msg/Keypoints of ``features``, filled as the node fills its messages."""
+    """A rosbags r2d2_ros/msg/Keypoints of ``features``, filled as the node fills its messages (one camera:
+    the set stamp is the image's own)."""
     fields = vars(features_to_message(features, SimpleNamespace(), model_name, encoding))
     fields.update({name: np.frombuffer(fields[name], dtype) for name, dtype in _ARRAY_FIELDS.items()})
-    return typestore().types[KEYPOINTS](header=header, **fields)
+    return typestore().types[KEYPOINTS](header=header, set_stamp=header.stamp, **fields)
 
 
 def _read_metadata(bag: Path) -> dict[str, Any]:

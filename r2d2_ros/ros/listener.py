@@ -26,7 +26,7 @@ from ..conversions.image_codec import decode_image
 
 __all__ = ["Listener", "main"]
 
-PICTURES = {"heatmap/repeatability": "repeatability.png", "heatmap/reliability": "reliability.png",
+PICTURES = {"keypoints/heatmap/repeatability": "repeatability.png", "keypoints/heatmap/reliability": "reliability.png",
             "keypoints/image": "overlay.png"}
 
 

@@ -8,11 +8,22 @@ can no longer complete a set are returned as *unpaired*, for the node to count:
 - older than a set already emitted for their camera (they arrived too late);
 - pushed out of their camera's queue (``queue_size`` frames waiting without a partner);
 - left behind when a newer set is emitted, or passed over by every other camera's stream
-  (each camera's stamps increase, so a partner can only come from frames already queued).
+  (each camera's stamps increase, so a partner can only come from frames already queued);
+- stragglers of a replay loop that the other cameras have left (see epochs below).
 
 The tolerance should stay below half the frame period, or a frame may pair with its partner's
-neighbour. Stamps that jump back by more than ``jump_back_ns`` (a bag replayed in a loop, a
-simulator restarted) start the pairing over instead of making every later frame "late".
+neighbour.
+
+Stamps that jump back (a bag replayed in a loop, a simulator restarted) start an *epoch*. Each
+camera follows its own stream: a stamp more than ``jump_back_ns`` below the newest stamp of that
+camera's stream since its last jump back moves the camera to the next epoch. The cameras do not
+loop at the same instant, so for a while some are in the new epoch and others still deliver the
+end of the old loop; only frames of the newest epoch pair. The first camera to jump back starts
+it: every waiting frame is given up and the pairing starts over (:attr:`SyncResult.restarted`).
+Frames of a camera still in an older epoch are unpaired at once and leave the new epoch's pairing
+alone (their large stamps would pass over every new frame); when that camera jumps back too, it
+joins the newest epoch. A camera that jumps back while already in the newest epoch starts the next
+one, and a camera seen for the first time joins the newest.
 """
 from __future__ import annotations
 
@@ -32,7 +43,7 @@ class SyncResult(Generic[T]):
 
     matched: dict[str, T] | None = None
     unpaired: list[T] = field(default_factory=list)
-    restarted: bool = False  # time jumped back: every waiting frame was given up (in ``unpaired``)
+    restarted: bool = False  # a new epoch began (time jumped back): every waiting frame was given up
 
 
 class StampSynchronizer(Generic[T]):
@@ -52,10 +63,14 @@ class StampSynchronizer(Generic[T]):
         self._queue_size = queue_size
         self._jump_back_ns = jump_back_ns
         self._items: dict[str, list[T]] = {camera: [] for camera in self.cameras}
+        # Each camera's own stream, apart from pairing: its newest stamp since it last jumped back and its epoch.
+        self._stream_newest: dict[str, int | None] = {camera: None for camera in self.cameras}
+        self._epoch = {camera: 0 for camera in self.cameras}
+        self._newest_epoch = 0
         self._start_over()
 
     def _start_over(self) -> list[T]:
-        """Forgets every stamp; returns the frames that were waiting."""
+        """Forgets every stamp of the pairing (not the streams' epochs); returns the frames that were waiting."""
         waiting = [item for items in self._items.values() for item in items]
         self._stamps: dict[str, list[int]] = {camera: [] for camera in self.cameras}  # ascending
         self._items = {camera: [] for camera in self.cameras}
@@ -70,10 +85,13 @@ class StampSynchronizer(Generic[T]):
             KeyError: ``camera`` is not one of :attr:`cameras`.
         """
         result: SyncResult[T] = SyncResult()
-        emitted = self._emitted[camera]
-        if emitted is not None and stamp_ns < emitted - self._jump_back_ns:
+        if self._follow_stream(camera, stamp_ns):
+            # The frames waiting belong to older epochs. Cameras left in those queue nothing until they join this
+            # one, so each enters it with its pairing state fresh.
             result.unpaired, result.restarted = self._start_over(), True
-        elif emitted is not None and stamp_ns <= emitted:
+        elif self._epoch[camera] < self._newest_epoch or self._too_late(camera, stamp_ns):
+            # A straggler of a loop the other cameras have left cannot pair, and its stamp, far ahead of the
+            # newest epoch's, would pass over every frame of it.
             result.unpaired.append(item)
             return result
         stamps, items = self._stamps[camera], self._items[camera]
@@ -94,6 +112,28 @@ class StampSynchronizer(Generic[T]):
                 del self._stamps[name][: index + 1], self._items[name][: index + 1]
         result.unpaired.extend(self._drop_hopeless())
         return result
+
+    def _follow_stream(self, camera: str, stamp_ns: int) -> bool:
+        """Moves ``camera`` to the epoch of its new stamp; returns whether that stamp starts a new newest epoch.
+
+        A camera that jumps back from the newest epoch starts the next one; from an older epoch (it is catching
+        up with a loop that another camera began) it joins the newest, as does a camera seen for the first time.
+        Joining rather than counting its own jumps keeps a camera that missed a whole loop from lagging forever.
+        """
+        newest = self._stream_newest[camera]
+        jumped_back = newest is not None and stamp_ns < newest - self._jump_back_ns
+        self._stream_newest[camera] = stamp_ns if newest is None or jumped_back else max(newest, stamp_ns)
+        starts_epoch = jumped_back and self._epoch[camera] == self._newest_epoch
+        if starts_epoch:
+            self._newest_epoch += 1
+        if newest is None or jumped_back:
+            self._epoch[camera] = self._newest_epoch
+        return starts_epoch
+
+    def _too_late(self, camera: str, stamp_ns: int) -> bool:
+        """Whether a set with a frame of ``camera`` as new as ``stamp_ns`` or newer was already emitted."""
+        emitted = self._emitted[camera]
+        return emitted is not None and stamp_ns <= emitted
 
     def _partners(self, camera: str, stamp_ns: int) -> dict[str, int] | None:
         """Queue index of each camera's frame nearest to ``stamp_ns``, when all are within tolerance."""

@@ -2,12 +2,15 @@
 
 The levels follow diagnostic_msgs/DiagnosticStatus (OK 0, WARN 1, ERROR 2):
 
-- ERROR: the inference worker is gone or hung on one frame (the node then exits so that a launch
-  file's respawn restarts it), every frame fails (:data:`FAILING_STREAK` drops in a row with nothing
-  published), or input has waited longer than the stale timeout with no answer;
-- WARN: frames were dropped for a reason other than being superseded within the recent window;
-  it clears once a window passes without such drops (the totals stay in the status values);
-- OK otherwise. Superseded frames are the normal way of keeping latency bounded, not a fault.
+- ERROR: the inference worker is gone or hung on one set (the node then exits so that a launch
+  file's respawn restarts it), every set fails (:data:`FAILING_STREAK` drops in a row with nothing
+  published), input has waited longer than the stale timeout with no answer, or a camera has sent
+  nothing for longer than the silence error limit;
+- WARN: sets were dropped for a reason other than being superseded, or camera frames were left
+  without a partner, within the recent window (it clears once a window passes without them; the
+  totals stay in the status values); a camera silent for longer than the silence warning limit;
+  the device is not what was asked for (a CPU fallback); a model reload that failed;
+- OK otherwise. Superseded sets are the normal way of keeping latency bounded, not a fault.
 """
 from __future__ import annotations
 
@@ -53,13 +56,24 @@ def _drop_summary(drops: dict[str, int]) -> str:
     return ", ".join(f"{reason} {count}" for reason, count in sorted(drops.items()))
 
 
-def assess_health(stats: StatsSnapshot, stale_timeout_s: float, worker_failure: str | None) -> Health:
+def _silent_cameras(silent_s: dict[str, float], limit_s: float) -> list[str]:
+    """Cameras silent for longer than ``limit_s`` (0 = never counts), as 'name 3.2 s' texts."""
+    if limit_s <= 0:
+        return []
+    return [f"{camera or 'image'} {seconds:.1f} s" for camera, seconds in sorted(silent_s.items()) if seconds > limit_s]
+
+
+def assess_health(stats: StatsSnapshot, stale_timeout_s: float, worker_failure: str | None,
+                  silence_warn_s: float = 0.0, silence_error_s: float = 0.0, notes: tuple[str, ...] = ()) -> Health:
     """The node's health.
 
     Args:
         stats: the latest statistics.
         stale_timeout_s: input unanswered for longer than this is an error.
         worker_failure: why the inference worker stopped, or None while it runs.
+        silence_warn_s: a camera that sent nothing for longer than this is a warning (0 = off).
+        silence_error_s: ... and for longer than this an error (0 = off).
+        notes: conditions that are a warning by themselves (a CPU fallback, a failed reload).
     """
     rates = f"{stats.output_rate_hz:.1f} Hz out of {stats.input_rate_hz:.1f} Hz in"
     errors = []
@@ -69,9 +83,20 @@ def assess_health(stats: StatsSnapshot, stale_timeout_s: float, worker_failure: 
         errors.append(f"every frame fails: the last {stats.failure_streak} were dropped ({stats.last_failure})")
     if stats.unanswered_s > stale_timeout_s:
         errors.append(f"stale: input unanswered for {stats.unanswered_s:.1f} s (timeout {stale_timeout_s:g} s)")
+    silent = _silent_cameras(stats.camera_silent_s, silence_error_s)
+    if silent:
+        errors.append(f"no input from {', '.join(silent)} (silence_error {silence_error_s:g} s)")
     if errors:
         return Health(Level.ERROR, f"{'; '.join(errors)}; {rates}")
+    warnings = list(notes)
     faults = {reason: count for reason, count in stats.recent_dropped.items() if reason != SUPERSEDED}
+    if stats.recent_unpaired_frames:
+        faults["unpaired frames"] = stats.recent_unpaired_frames
     if faults:
-        return Health(Level.WARN, f"dropped frames recently ({_drop_summary(faults)}); {rates}")
+        warnings.append(f"dropped recently ({_drop_summary(faults)})")
+    silent = _silent_cameras(stats.camera_silent_s, silence_warn_s)
+    if silent:
+        warnings.append(f"no input from {', '.join(silent)} (silence_warn {silence_warn_s:g} s)")
+    if warnings:
+        return Health(Level.WARN, f"{'; '.join(warnings)}; {rates}")
     return Health(Level.OK, rates)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from ..extraction import ExtractionConfig, NetworkRunner, extract_multiscale
 from ..model import load_model, prepare_for_inference
 from ..weights import default_model_path
 
-__all__ = ["InferenceModel", "ModelLoadError", "cpu_fallback_note", "load_inference_model", "warm_up"]
+__all__ = ["InferenceModel", "ModelLoadError", "cpu_fallback_note", "load_inference_model", "model_problem", "model_settings", "warm_up"]
 
 _WARMUP_SHAPE = (240, 320, 3)
 
@@ -96,3 +97,29 @@ def load_inference_model(model_path: str, device_name: str, config: ExtractionCo
                               max_side=config.max_size, max_batch=max_batch)
     warm_up(network, config)
     return InferenceModel(network, device, path.stem, cpu_fallback_note(device_name, device), model.arch, backend)
+
+
+def model_settings(values: dict[str, Any], config: ExtractionConfig) -> tuple:
+    """What a served model is built for: two parameter sets with equal settings can share one model.
+
+    A precision change of the torch backend also needs a new model: the running one is never
+    warmed up again while the worker uses it.
+    """
+    session_shape = config.max_size if values["backend"] != "torch" else None  # onnxruntime: built per size range
+    return (values["model"], values["device"], values["backend"], config.precision, session_shape,
+            values["engine_cache"], max(1, len(values["cameras"])))
+
+
+def model_problem(values: dict[str, Any]) -> str | None:
+    """What makes the model that ``values`` ask for unloadable, found without loading it (or None).
+
+    The node checks this before accepting a change, so that a wrong path or a missing GPU is refused
+    at once with its reason; failures that only a load finds (a corrupt file, out of memory) come later.
+    """
+    if values["model"] and not Path(values["model"]).expanduser().is_file():
+        return f"model: no such file {values['model']!r}"
+    try:
+        resolve_device(values["device"])
+    except ValueError as error:
+        return str(error)
+    return None

@@ -101,8 +101,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0, read_only=True),
     ParamSpec("stale_timeout", 30.0, "seconds that input may wait with no output before /diagnostics says "
               "ERROR (stale); above the slowest expected frame", 0.1, 3600.0),
-    ParamSpec("shutdown_timeout", 10.0, "seconds that Ctrl-C or SIGTERM waits for the frame in progress",
-              0.0, 600.0),
+    ParamSpec("shutdown_timeout", 3.0, "seconds that Ctrl-C or SIGTERM waits for the frame in progress, in all "
+              "(below the 5 s after which ros2 launch escalates to SIGTERM)", 0.0, 600.0),
+    ParamSpec("silence_warn", 2.0, "seconds a camera may send nothing before /diagnostics says WARN; 0 = never",
+              0.0, 3600.0),
+    ParamSpec("silence_error", 10.0, "seconds a camera may send nothing before /diagnostics says ERROR; 0 = never",
+              0.0, 3600.0),
     ParamSpec("hang_timeout", 300.0, "seconds one frame may run before the worker counts as hung: /diagnostics "
               "ERROR and exit status 1, so that a respawning launch file restarts the node; far above the "
               "slowest expected frame; 0 = never", 0.0, 86400.0),
@@ -165,6 +169,8 @@ def validate_update(current: dict[str, Any], changes: dict[str, Any]) -> str | N
         reason = spec.check(value) if spec is not None else None
         if reason:
             return reason
+    if 0 < candidate.get("silence_error", 0) < candidate.get("silence_warn", 0):
+        return "silence_error must be 0 (never) or at least silence_warn"
     try:
         extraction_config(candidate)
     except ValueError as error:

@@ -1,22 +1,21 @@
-"""Thread-safe pieces of the node that need no ROS: the latest-frame slot, frame faults and statistics."""
+"""Thread-safe pieces of the node that need no ROS: the latest-set slot, set faults and statistics."""
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..conversions.image_codec import ImageDecodeError
 
-__all__ = ["FrameDropped", "LatestFrameSlot", "NodeStats", "StatsSnapshot", "SUPERSEDED", "UNPAIRED", "frame_stage"]
+__all__ = ["FrameDropped", "LatestFrameSlot", "NodeStats", "StatsSnapshot", "SUPERSEDED", "frame_stage"]
 
 T = TypeVar("T")
 
 SUPERSEDED = "superseded"
-UNPAIRED = "unpaired"
 
 
 class FrameDropped(Exception):
@@ -78,60 +77,97 @@ class LatestFrameSlot(Generic[T]):
 
 @dataclass(frozen=True)
 class StatsSnapshot:
-    """Figures over the last window, counts since start, and what the health checks need."""
+    """Figures over the last window, counts since start, and what the health checks need.
 
-    input_rate_hz: float
-    output_rate_hz: float
+    Units: a *set* is what the worker answers at once (one frame per camera; with one camera, a
+    frame); ``received``, ``published`` and ``dropped`` count sets, ``unpaired_frames`` and the
+    per-camera figures count frames.
+    """
+
+    input_rate_hz: float  # sets handed to the worker
+    output_rate_hz: float  # sets published
     latency_mean_ms: float
     latency_max_ms: float
     received: int
     published: int
-    dropped: dict[str, int]  # since start, by cause
-    recent_dropped: dict[str, int]  # within the window, by cause
-    failure_streak: int  # frames the worker dropped in a row since its last published one
+    dropped: dict[str, int]  # sets, since start, by cause
+    recent_dropped: dict[str, int]  # sets within the window, by cause
+    unpaired_frames: int  # frames without a partner camera, since start
+    recent_unpaired_frames: int  # within the window
+    failure_streak: int  # sets the worker dropped in a row since its last published one
     last_failure: str  # reason of the latest such drop ("" when none)
     unanswered_s: float  # how long input has waited with no answer (0 when nothing waits)
+    camera_frames: dict[str, int]  # frames received per camera, since start
+    camera_rates_hz: dict[str, float]  # frames per second per camera, over the window
+    camera_silent_s: dict[str, float]  # seconds since each camera's last frame (or since start)
+    tracks_restarted: int  # times a camera's tracker started over (stamps back, calibration, ...)
 
 
 class NodeStats:
-    """Counts frames in, out and dropped (by cause), the latency of published frames, and unanswered input.
+    """Counts sets in, out and dropped (by cause), the latency of published sets, unanswered input,
+    and each camera's frames.
 
-    A frame is *answered* when the worker publishes it or drops it; a superseded frame is not
+    A set is *answered* when the worker publishes it or drops it; a superseded set is not
     answered but replaced. ``unanswered_s`` measures from the later of the last answer and the
-    first input after it, so that an idle camera that starts again is not stale at once.
+    first input after it, so that an idle camera that starts again is not stale at once. All
+    times come from ``clock`` (monotonic: a paused simulation clock does not stop them).
     """
 
-    def __init__(self, window_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, cameras: Sequence[str] = ("",), window_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._window_s = window_s
         self._clock = clock
         self._lock = threading.Lock()
         self._inputs: deque[float] = deque()
         self._outputs: deque[tuple[float, float]] = deque()  # (time, latency seconds)
         self._drops: deque[tuple[float, str]] = deque()
+        self._unpaired: deque[float] = deque()
         self._received = 0
         self._published = 0
         self._dropped: Counter[str] = Counter()
+        self._unpaired_total = 0
         self._failure_streak = 0
         self._last_failure = ""
         self._last_input_at: float | None = None
         self._waiting_since: float | None = None
+        self._tracks_restarted = 0
+        now = clock()
+        self._camera_arrivals: dict[str, deque[float]] = {camera: deque() for camera in cameras}
+        self._camera_frames: Counter[str] = Counter()
+        self._camera_last: dict[str, float] = {camera: now for camera in cameras}
 
     def _trim(self, now: float) -> None:
         start = now - self._window_s
-        while self._inputs and self._inputs[0] < start:
-            self._inputs.popleft()
+        for times in (self._inputs, self._unpaired, *self._camera_arrivals.values()):
+            while times and times[0] < start:
+                times.popleft()
         while self._outputs and self._outputs[0][0] < start:
             self._outputs.popleft()
         while self._drops and self._drops[0][0] < start:
             self._drops.popleft()
 
     def _answered(self, now: float, received_at: float) -> None:
-        # Input newer than the answered frame is still waiting, from now on.
+        # Input newer than the answered set is still waiting, from now on.
         newer_waiting = self._last_input_at is not None and self._last_input_at > received_at
         self._waiting_since = now if newer_waiting else None
 
-    def frame_received(self) -> float:
-        """Counts a frame from the camera; returns its arrival time, to hand back when it is answered."""
+    def restart_silence(self) -> None:
+        """Measures each camera's silence from now (the node starts listening: activation)."""
+        now = self._clock()
+        with self._lock:
+            self._camera_last = {camera: now for camera in self._camera_last}
+
+    def camera_frame(self, camera: str) -> None:
+        """Counts one frame from ``camera`` (before pairing or decoding)."""
+        now = self._clock()
+        with self._lock:
+            self._camera_frames[camera] += 1
+            self._camera_arrivals[camera].append(now)
+            self._camera_last[camera] = now
+            self._trim(now)
+
+    def set_received(self) -> float:
+        """Counts a set handed to the worker; returns its arrival time, to hand back when it is answered."""
         now = self._clock()
         with self._lock:
             self._received += 1
@@ -142,8 +178,8 @@ class NodeStats:
             self._trim(now)
         return now
 
-    def frame_published(self, received_at: float) -> None:
-        """Counts an answered frame and its latency."""
+    def set_published(self, received_at: float) -> None:
+        """Counts an answered set and its latency."""
         now = self._clock()
         with self._lock:
             self._published += 1
@@ -152,17 +188,24 @@ class NodeStats:
             self._answered(now, received_at)
             self._trim(now)
 
-    def frame_discarded(self, reason: str = SUPERSEDED) -> None:
-        """Counts a frame given up before it reached the worker, without answering it: replaced by a newer
-        one (``superseded``, normal under load) or left without a partner camera (``unpaired``)."""
+    def set_superseded(self) -> None:
+        """Counts a set replaced by a newer one before the worker took it (normal under load)."""
         now = self._clock()
         with self._lock:
-            self._dropped[reason] += 1
-            self._drops.append((now, reason))
+            self._dropped[SUPERSEDED] += 1
+            self._drops.append((now, SUPERSEDED))
             self._trim(now)
 
-    def frame_dropped(self, reason: str, received_at: float) -> None:
-        """Counts a frame that the worker could not answer (bad input or a failed stage)."""
+    def frame_unpaired(self) -> None:
+        """Counts a camera frame left without a partner (synchronised cameras)."""
+        now = self._clock()
+        with self._lock:
+            self._unpaired_total += 1
+            self._unpaired.append(now)
+            self._trim(now)
+
+    def set_dropped(self, reason: str, received_at: float) -> None:
+        """Counts a set that the worker could not answer (bad input or a failed stage)."""
         now = self._clock()
         with self._lock:
             self._dropped[reason] += 1
@@ -171,6 +214,11 @@ class NodeStats:
             self._last_failure = reason
             self._answered(now, received_at)
             self._trim(now)
+
+    def tracks_restarted(self, count: int = 1) -> None:
+        """Counts trackers that started over."""
+        with self._lock:
+            self._tracks_restarted += count
 
     def snapshot(self) -> StatsSnapshot:
         now = self._clock()
@@ -186,7 +234,13 @@ class NodeStats:
                 published=self._published,
                 dropped=dict(self._dropped),
                 recent_dropped=dict(Counter(reason for _, reason in self._drops)),
+                unpaired_frames=self._unpaired_total,
+                recent_unpaired_frames=len(self._unpaired),
                 failure_streak=self._failure_streak,
                 last_failure=self._last_failure,
                 unanswered_s=now - self._waiting_since if self._waiting_since is not None else 0.0,
+                camera_frames={camera: self._camera_frames[camera] for camera in self._camera_arrivals},
+                camera_rates_hz={camera: len(times) / self._window_s for camera, times in self._camera_arrivals.items()},
+                camera_silent_s={camera: now - last for camera, last in self._camera_last.items()},
+                tracks_restarted=self._tracks_restarted,
             )

@@ -1,9 +1,9 @@
 """Feature tracking (ROS-free): matching, geometric verification, persistent track ids, rectification."""
-from .front_end import FrontEndResult, MissingCameraInfo, TrackingFrontEnd
+from .front_end import FrontEndResult, TrackingFrontEnd
 from .rectification import CameraModel, rectify_points
 from .tracker import FeatureTracker, TrackerConfig
-from .tracks import TrackBook, Tracks
+from .tracks import TrackBook, TrackIdSequence, Tracks
 from .verification import epipolar_inliers, epipolar_model, sampson_errors
 
-__all__ = ["CameraModel", "FeatureTracker", "FrontEndResult", "MissingCameraInfo", "TrackBook", "TrackerConfig",
+__all__ = ["CameraModel", "FeatureTracker", "FrontEndResult", "TrackBook", "TrackIdSequence", "TrackerConfig",
            "TrackingFrontEnd", "Tracks", "epipolar_inliers", "epipolar_model", "rectify_points", "sampson_errors"]

@@ -1,12 +1,12 @@
 """What a camera front end does after extraction: rectify keypoints and track them (ROS-free).
 
-The node keeps one per camera: it hands over each camera_info it receives and each frame's
-features, and publishes what comes back.
+The node keeps one per camera and hands it each frame's features with the camera model that
+belongs to that frame (or None when the keypoints stay in raw pixels). The tracker starts over
+whenever its earlier tracks would no longer describe the same points in the same coordinates.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -14,13 +14,9 @@ import torch
 from ..features import Features
 from .rectification import CameraModel, rectify_points
 from .tracker import FeatureTracker, TrackerConfig
-from .tracks import Tracks
+from .tracks import TrackIdSequence, Tracks
 
-__all__ = ["MissingCameraInfo", "FrontEndResult", "TrackingFrontEnd"]
-
-
-class MissingCameraInfo(ValueError):
-    """A frame needs the camera's intrinsics and none have arrived (or they are unusable)."""
+__all__ = ["FrontEndResult", "TrackingFrontEnd"]
 
 
 @dataclass(frozen=True)
@@ -31,39 +27,57 @@ class FrontEndResult:
     tracks: Tracks | None
     rectified: bool
     kept: np.ndarray | None = None  # indices of the extracted keypoints the tracker kept; None: all of them
+    restart: str = ""  # why the tracker started over at this frame ("" when it did not)
+
+
+def _calibration(camera: CameraModel | None) -> tuple | None:
+    """What identifies a calibration (CameraModel holds arrays, which do not compare as a whole)."""
+    if camera is None:
+        return None
+    return (camera.width, camera.height, camera.distortion_model,
+            *(np.ascontiguousarray(matrix, np.float64).tobytes() for matrix in (camera.K, camera.D, camera.R, camera.P)))
 
 
 class TrackingFrontEnd:
-    """Latest intrinsics of one camera, and its feature tracker."""
+    """The feature tracker of one camera and what its tracks were made under.
 
-    def __init__(self) -> None:
-        self.camera: CameraModel | None = None
-        self.camera_problem = "no camera_info received yet"
+    Args:
+        ids: where new track ids come from; a node gives all its cameras' front ends one sequence.
+    """
+
+    def __init__(self, ids: TrackIdSequence | None = None) -> None:
+        self._ids = ids if ids is not None else TrackIdSequence()
         self._tracker: FeatureTracker | None = None
         self._image_size: tuple[int, int] | None = None
+        self._calibration: tuple | None = None
+        self._rectified = False
+        self._stamp_ns: int | None = None
 
-    def set_camera_info(self, info: Any) -> None:
-        """Takes a sensor_msgs/CameraInfo; an unusable one clears the intrinsics and says why."""
-        try:
-            self.camera, self.camera_problem = CameraModel.from_camera_info(info), ""
-        except ValueError as error:
-            self.camera, self.camera_problem = None, str(error)
+    def _restart_reason(self, features: Features, camera: CameraModel | None, config: TrackerConfig,
+                        stamp_ns: int | None) -> str:
+        """Why the current tracks cannot go on into this frame ("" when they can)."""
+        assert self._tracker is not None
+        if stamp_ns is not None and self._stamp_ns is not None and stamp_ns < self._stamp_ns:
+            return "stamps jumped back"
+        if (camera is not None) != self._rectified:
+            return "rectification switched " + ("on" if camera is not None else "off")
+        if _calibration(camera) != self._calibration:
+            return "calibration changed"
+        if features.image_size != self._image_size:
+            return "image size changed"
+        if self._tracker.config != config:
+            return "tracking settings changed"
+        return ""
 
-    def require_camera(self) -> CameraModel:
-        """The intrinsics, or :class:`MissingCameraInfo` (frames that need them are dropped, not guessed)."""
-        if self.camera is None:
-            raise MissingCameraInfo(self.camera_problem)
-        return self.camera
+    def process(self, features: Features, camera: CameraModel | None, track: bool, config: TrackerConfig,
+                stamp_ns: int | None = None) -> FrontEndResult:
+        """Rectifies (with ``camera``, the model of this frame; None = raw pixels) and tracks (when asked).
 
-    def process(self, features: Features, rectify: bool, track: bool, config: TrackerConfig) -> FrontEndResult:
-        """Rectifies (when asked) and tracks (when asked) one frame's features.
-
-        Tracking restarts when it is switched on, when its settings change, or when the image size
-        changes (another camera mode); it verifies with the essential matrix when intrinsics are
-        known and the keypoints are rectified, else with the fundamental matrix. With
-        ``config.max_points`` the result keeps only the points the tracker chose.
+        Tracking starts over (``restart`` says why) on a stamp earlier than the previous frame's, a
+        rectification switched on or off, another calibration, image size or tracker settings. It
+        verifies with the essential matrix when the keypoints are rectified, else with the
+        fundamental matrix. With ``config.max_points`` the result keeps only the points the tracker chose.
         """
-        camera = self.require_camera() if rectify else None
         if camera is not None:
             keypoints = features.keypoints.clone()
             rectified = rectify_points(keypoints[:, :2].float().cpu().numpy(), camera)
@@ -72,12 +86,17 @@ class TrackingFrontEnd:
         if not track:
             self._tracker = None
             return FrontEndResult(features, None, camera is not None)
-        if self._tracker is None or self._tracker.config != config or self._image_size != features.image_size:
-            self._tracker, self._image_size = FeatureTracker(config), features.image_size
+        restart = ""
+        if self._tracker is not None:
+            restart = self._restart_reason(features, camera, config, stamp_ns)
+        if self._tracker is None or restart:
+            self._tracker = FeatureTracker(config, self._ids)
+        self._image_size, self._calibration, self._rectified = features.image_size, _calibration(camera), camera is not None
+        self._stamp_ns = stamp_ns
         kept, tracks = self._tracker.update(features, camera.rectified_matrix if camera is not None else None)
         if len(kept) == len(features):
-            return FrontEndResult(features, tracks, camera is not None)
-        return FrontEndResult(features.select(kept), tracks, camera is not None, kept)
+            return FrontEndResult(features, tracks, camera is not None, restart=restart)
+        return FrontEndResult(features.select(kept), tracks, camera is not None, kept, restart)
 
     def trails(self) -> list:
         """Recent positions of the live tracks (for the overlay), empty when tracking is off."""

@@ -28,7 +28,7 @@ import torch
 
 from ..features import Features
 from ..matching import mutual_nearest_neighbours
-from .tracks import TrackBook, Tracks
+from .tracks import TrackBook, TrackIdSequence, Tracks
 from .verification import epipolar_model, sampson_errors
 
 __all__ = ["TrackerConfig", "FeatureTracker"]
@@ -74,9 +74,10 @@ class TrackerConfig:
 class FeatureTracker:
     """Gives each keypoint of a stream of frames a persistent track id (one camera)."""
 
-    def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:
+    def __init__(self, config: TrackerConfig = TrackerConfig(), ids: TrackIdSequence | None = None) -> None:
+        """``ids``: where new track ids come from (shared by the trackers of one node); default: its own."""
         self.config = config
-        self.book = TrackBook(config.trail_length)
+        self.book = TrackBook(config.trail_length, ids)
         self._previous: Features | None = None
 
     def reset(self) -> None:

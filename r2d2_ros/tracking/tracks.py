@@ -5,12 +5,14 @@ their track statistics mean the same thing.
 """
 from __future__ import annotations
 
+import itertools
+import threading
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Tracks", "TrackBook"]
+__all__ = ["TrackIdSequence", "Tracks", "TrackBook"]
 
 
 @dataclass(frozen=True)
@@ -26,15 +28,35 @@ class Tracks:
     lengths: np.ndarray
 
 
+class TrackIdSequence:
+    """Hands out track ids that are never given twice, to any number of track books (thread-safe).
+
+    One node serving several cameras gives each camera's tracker the same sequence, so that two
+    cameras never give one id to different points, and a tracker that starts over never reuses one.
+    """
+
+    def __init__(self, start: int = 0) -> None:
+        self._counter = itertools.count(start)
+        self._lock = threading.Lock()
+
+    def take(self, count: int) -> np.ndarray:
+        """``count`` new ids, ascending, as an int64 array."""
+        with self._lock:
+            return np.fromiter((next(self._counter) for _ in range(count)), np.int64, count)
+
+
 class TrackBook:
     """Assigns track ids frame by frame and keeps a short trail of positions per live track.
 
     Args:
         trail_length: positions kept per track for drawing (the overlay's trails).
+        ids: where new ids come from; shared by several books, no two of them give one id. Default:
+            a sequence of this book's own, starting at 0.
     """
 
-    def __init__(self, trail_length: int = 20) -> None:
+    def __init__(self, trail_length: int = 20, ids: TrackIdSequence | None = None) -> None:
         self.trail_length = trail_length
+        self._id_sequence = ids if ids is not None else TrackIdSequence()
         self.reset()
 
     def reset(self) -> None:
@@ -42,7 +64,6 @@ class TrackBook:
         self._ids = np.zeros(0, np.int64)
         self._lengths = np.zeros(0, np.int32)
         self._trails: dict[int, deque[tuple[float, float]]] = {}
-        self._next_id = getattr(self, "_next_id", 0)
 
     def update(self, points: np.ndarray, matches: np.ndarray) -> Tracks:
         """The tracks of a new frame.
@@ -59,8 +80,7 @@ class TrackBook:
             ids[current] = self._ids[previous]
             lengths[current] = self._lengths[previous] + 1
         new = ids < 0
-        ids[new] = np.arange(self._next_id, self._next_id + int(new.sum()))
-        self._next_id += int(new.sum())
+        ids[new] = self._id_sequence.take(int(new.sum()))
         trails = {}
         for track_id, (x, y) in zip(ids.tolist(), points[:, :2].tolist()):
             trail = self._trails.get(track_id) or deque(maxlen=self.trail_length)

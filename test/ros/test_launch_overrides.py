@@ -57,15 +57,23 @@ def test_bad_camera_lists_are_refused(text: str) -> None:
 
 def test_image_remappings_for_a_node_in_the_camera_namespace_and_for_one_serving_several() -> None:
     helper = _helper()
-    assert helper.image_remappings("front", "image_raw") == [
-        ("image", "/front/image_raw"), ("image/compressed", "/front/image_raw/compressed")]
-    assert helper.image_remappings("left", "/color/image_raw/", "left/") == [
-        ("left/image", "/left/color/image_raw"), ("left/image/compressed", "/left/color/image_raw/compressed")]
+    assert helper.image_remappings("front", "image_raw") == [("image", "/front/image_raw")]
+    assert helper.image_remappings("left", "/color/image_raw/", "left/") == [("left/image", "/left/color/image_raw")]
+    assert helper.output_remappings("left") == [("left/keypoints", "/left/keypoints")]
 
 
-@pytest.mark.parametrize(("image", "camera_info"), [("/camera/image_raw", "/camera/camera_info"),
-                                                    ("/robot/front/image_rect", "/robot/front/camera_info"),
-                                                    ("/image_raw", "/camera_info"), ("image_raw", "camera_info"),
-                                                    ("cam/image", "cam/camera_info")])
-def test_camera_info_is_read_beside_the_image(image: str, camera_info: str) -> None:
-    assert _helper().camera_info_beside(image) == camera_info
+@pytest.mark.parametrize(("image", "namespace"), [("/camera/image_raw", "camera"), ("/robot/front/image_rect", "robot/front"),
+                                                  ("/image_raw", "r2d2"), ("image_raw", "r2d2")])
+def test_a_node_goes_beside_its_camera_by_default(image: str, namespace: str) -> None:
+    assert _helper().namespace_beside(image) == namespace
+    assert _helper().rig_namespace(["left", "stereo/right"]) == "left_stereo/right".replace("/", "_")
+
+
+def test_a_configuration_error_is_not_respawned_and_its_code_is_the_nodes() -> None:
+    pytest.importorskip("rclpy", reason="rclpy is not installed: run the tests through 'make test'")
+    from r2d2_ros.ros.node import EXIT_CONFIGURATION_ERROR  # rclpy is only needed here, not by the helper
+
+    helper = _helper()
+    assert helper.EXIT_CONFIGURATION_ERROR == EXIT_CONFIGURATION_ERROR
+    assert not helper.respawn_after(EXIT_CONFIGURATION_ERROR)
+    assert helper.respawn_after(1) and helper.respawn_after(-9)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
 from r2d2_ros.msg import Keypoints
 from rclpy.node import Node
 from rclpy.task import Future
@@ -93,7 +93,7 @@ class Client:
     def __init__(self, node: Node, prefix: str = "") -> None:
         self.node = node
         self.keypoints: list[Keypoints] = []
-        self.heatmaps: dict[str, list[Image]] = {"heatmap/repeatability": [], "heatmap/reliability": [],
+        self.heatmaps: dict[str, list[Image]] = {"keypoints/heatmap/repeatability": [], "keypoints/heatmap/reliability": [],
                                                  "keypoints/image": []}
         self.diagnostics: list[DiagnosticArray] = []
         self.image_pub = node.create_publisher(Image, f"{prefix}image", qos_profile_sensor_data)
@@ -185,3 +185,14 @@ class Client:
         future = self.set_parameters_async(service, **values)
         assert spin_until(self.node, future.done, timeout_s=120)
         return [(result.successful, result.reason) for result in future.result().results]
+
+    def get_parameter(self, node_name: str, name: str) -> object:
+        """One parameter's value, read through the node's get_parameters service."""
+        client = self.node.create_client(GetParameters, f"{node_name}/get_parameters")
+        assert client.wait_for_service(timeout_sec=10)
+        future = client.call_async(GetParameters.Request(names=[name]))
+        assert spin_until(self.node, future.done, timeout_s=30)
+        parameter = future.result().values[0]
+        return {ParameterType.PARAMETER_STRING: parameter.string_value, ParameterType.PARAMETER_INTEGER:
+                parameter.integer_value, ParameterType.PARAMETER_DOUBLE: parameter.double_value,
+                ParameterType.PARAMETER_BOOL: parameter.bool_value}.get(parameter.type)

@@ -58,12 +58,15 @@ class NodeProcess:
     """An r2d2_node in a subprocess, with its log kept for assertions."""
 
     def __init__(self, parameters: dict[str, Any], name: str = "r2d2_node", namespace: str = "",
-                 python_code: str | None = None) -> None:
-        """Starts ``python -m r2d2_ros.ros.node``, or ``python -c python_code`` (which must run the node)."""
-        program = ["-c", python_code] if python_code else ["-m", "r2d2_ros.ros.node"]
+                 python_code: str | None = None, remaps: dict[str, str] | None = None,
+                 module: str = "r2d2_ros.ros.node") -> None:
+        """Starts ``python -m module`` (the node), or ``python -c python_code`` (which must run the node)."""
+        program = ["-c", python_code] if python_code else ["-m", module]
         args = [sys.executable, *program, "--ros-args", "-r", f"__node:={name}"]
         if namespace:
             args += ["-r", f"__ns:=/{namespace}"]
+        for topic, target in (remaps or {}).items():
+            args += ["-r", f"{topic}:={target}"]
         for key, value in parameters.items():
             args += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}_{os.getpid()}_{time.monotonic_ns()}.log"

@@ -17,17 +17,35 @@ from rclpy.node import Node
 from .client import GREY, HEIGHT, WIDTH, Client, image_message, level, value
 from .conftest import FAST_PARAMETERS, NodeProcess, spin_until
 
-# Runs the real node with one fault injected: frame processing raises outside every frame stage,
-# as a bug in the worker loop would, so the worker thread ends.
+# Runs the real node with one fault injected: the worker thread itself ends (an exception that is
+# not an Exception, which the worker does not take as one set's fault).
 BROKEN_WORKER = textwrap.dedent(
     """
     import sys
-    from r2d2_ros.ros import node
+    from r2d2_ros.ros import node, server
 
     def broken(self, frames):
-        raise RuntimeError("injected worker fault")
+        raise SystemExit("injected worker fault")
 
-    node.R2D2Node._process = broken
+    server.R2D2Server._answer_set = broken
+    sys.exit(node.main())
+    """
+)
+
+# A fault outside every frame stage in one set only (stamp 13), as a bug in selecting detections would be.
+FAULTY_SET = textwrap.dedent(
+    """
+    import sys
+    from r2d2_ros.ros import node, server
+
+    answer_set = server.R2D2Server._answer_set
+
+    def faulty_once(self, frames):
+        if frames.messages[0].header.stamp.sec == 13:
+            raise IndexError("injected fault outside every stage")
+        return answer_set(self, frames)
+
+    server.R2D2Server._answer_set = faulty_once
     sys.exit(node.main())
     """
 )
@@ -37,12 +55,12 @@ HUNG_WORKER = textwrap.dedent(
     """
     import sys
     import time
-    from r2d2_ros.ros import node
+    from r2d2_ros.ros import node, server
 
     def stuck(self, frames):
         time.sleep(3600)
 
-    node.R2D2Node._process = stuck
+    server.R2D2Server._answer_set = stuck
     sys.exit(node.main())
     """
 )
@@ -55,7 +73,7 @@ def _started(parameters: dict, **kwargs: object) -> NodeProcess:
 
 
 @pytest.mark.parametrize(("fault", "python_code", "parameters", "reason"), [
-    ("broken", BROKEN_WORKER, {}, "inference worker stopped (RuntimeError: injected worker fault)"),
+    ("broken", BROKEN_WORKER, {}, "inference worker stopped (SystemExit: injected worker fault)"),
     ("hung", HUNG_WORKER, {"hang_timeout": 1.0, "shutdown_timeout": 0.5},
      "inference worker stopped (hung: one frame has run for"),
 ])
@@ -81,9 +99,24 @@ def test_a_dead_or_hung_worker_is_an_error_and_a_nonzero_exit(random_checkpoint:
         process.stop()
 
 
+def test_a_fault_outside_every_stage_drops_that_set_only(random_checkpoint: Path, test_node: Node) -> None:
+    process = _started({**FAST_PARAMETERS, "model": random_checkpoint, "diagnostics_period": 0.2},
+                       name="r2d2_faulty", namespace="faulty", python_code=FAULTY_SET)
+    try:
+        client = Client(test_node, prefix="faulty/")
+        client.send_bad(image_message("mono8", GREY, stamp=13), "/faulty/r2d2_faulty", "internal_error")
+        assert client.send(image_message("mono8", GREY, stamp=14)) is not None, "the worker goes on"
+        status = client.status("/faulty/r2d2_faulty")
+        assert value(status, "worker") == "running" and "IndexError" not in status.message
+    finally:
+        assert process.stop() == 0, process.log()
+
+
 def test_an_idle_worker_between_frames_is_not_hung(random_checkpoint: Path, test_node: Node) -> None:
+    # Silence checks off: this test is about the worker, and an idle camera would make them warn.
     process = _started({**FAST_PARAMETERS, "model": random_checkpoint, "diagnostics_period": 0.2,
-                        "hang_timeout": 5.0}, name="r2d2_idle", namespace="idle")
+                        "hang_timeout": 5.0, "silence_warn": 0.0, "silence_error": 0.0},
+                       name="r2d2_idle", namespace="idle")
     try:
         client = Client(test_node, prefix="idle/")
         assert client.send(image_message("mono8", GREY, stamp=1)) is not None
@@ -110,6 +143,7 @@ def test_each_camera_has_its_own_status_and_a_cpu_fallback_is_shown(random_check
         for camera, process in cameras.items():
             assert "device auto found no CUDA GPU" in process.log(), process.log()
             assert "no CUDA GPU" in statuses[camera].message and "no CUDA GPU" in value(statuses[camera], "device_note")
+            assert level(statuses[camera]) == "WARN" and statuses[camera].hardware_id == "cpu", "honest about the device"
     finally:
         for process in cameras.values():
             assert process.stop() == 0, process.log()
@@ -126,9 +160,9 @@ def test_a_signal_during_a_long_frame_exits_cleanly(big_random_checkpoint: Path,
     client = Client(test_node, prefix="signal/")
     assert spin_until(test_node, lambda: client.image_pub.get_subscription_count() > 0, 20)
     large = image_message("mono8", cv2.resize(GREY, (1920, 1440)), stamp=1)
-    in_progress = client.wait_status("/signal/r2d2_signal", lambda s: int(value(s, "frames_received")) > 0, 30,
+    in_progress = client.wait_status("/signal/r2d2_signal", lambda s: int(value(s, "sets_received")) > 0, 30,
                                      lambda: client.image_pub.publish(large))
-    assert value(in_progress, "frames_published") == "0", "the frame was over before the signal"
+    assert value(in_progress, "sets_published") == "0", "the frame was over before the signal"
     process.process.send_signal(signal_number)
     signalled = time.monotonic()
     code = process.process.wait(timeout=150)
@@ -212,18 +246,18 @@ def test_soak_ten_times_the_throughput_with_a_malformed_frame_every_second(
         p50, p99 = np.percentile(latencies_ms, [50, 99])
         dropped = {kv.key[len("dropped_"):]: int(kv.value) for kv in status.values if kv.key.startswith("dropped_")}
         with capsys.disabled():
-            frames_in = int(value(status, "frames_received"))
+            frames_in = int(value(status, "sets_received"))
             print(f"\nsoak: one frame {1e3 * frame_s:.0f} ms; for {elapsed_s:.0f} s {len(sent_at)} good + {bad_sent} "
                   f"malformed frames, {(len(sent_at) + bad_sent) / elapsed_s * frame_s:.1f}x the node's throughput; "
                   f"node: frames in {frames_in}, "
-                  f"out {value(status, 'frames_published')}, dropped {dropped}; "
+                  f"out {value(status, 'sets_published')}, dropped {dropped}; "
                   f"latency p50 {p50:.0f} ms, p99 {p99:.0f} ms over {len(latencies_ms)} answered; "
                   f"RSS {rss_start / 1024:.0f} MiB -> {rss_end / 1024:.0f} MiB")
         # Latency stays bounded by design, not by this machine's speed: no frame waits in a queue.
         # Every frame the node received was answered, superseded or dropped, bar one in flight
         # (a queue would leave frames received and not yet answered). p99 above is a figure only:
         # on a shared 2-core machine it follows the load.
-        published = int(value(status, "frames_published"))
+        published = int(value(status, "sets_published"))
         assert 0 <= frames_in - published - sum(dropped.values()) <= 1, (frames_in, published, dropped)
         assert rss_end < rss_start * 1.2 + 20_000, (rss_start, rss_end)
         assert sum(count for cause, count in dropped.items() if cause != "superseded") >= bad_sent // 2

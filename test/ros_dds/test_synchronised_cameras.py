@@ -1,4 +1,4 @@
-"""One r2d2_node serving a stereo rig (cameras: [left, right]) over real DDS: pairing, stamps, unpaired frames."""
+"""One r2d2_node serving a stereo rig (cameras: [left, right]) over real DDS: pairing, own stamps, ids, silence."""
 from __future__ import annotations
 
 import time
@@ -28,7 +28,8 @@ SCENES = [np.ascontiguousarray(rectangles_image(120, 160, 40, seed=seed)[:, :, 0
 @pytest.fixture(scope="module")
 def node_process(random_checkpoint: Path) -> Iterator[NodeProcess]:
     process = NodeProcess({**FAST_PARAMETERS, "model": random_checkpoint, "diagnostics_period": 0.2,
-                           "cameras": list(CAMERAS), "sync_tolerance": 0.005}, namespace=NAMESPACE)
+                           "cameras": list(CAMERAS), "sync_tolerance": 0.005, "tracking": True,
+                           "silence_warn": 1.0, "silence_error": 2.0}, namespace=NAMESPACE)
     process.wait_ready()
     yield process
     assert process.stop() == 0, process.log()
@@ -70,7 +71,7 @@ class Rig:
         raise AssertionError(f"no keypoints from both cameras for the frames of second {sec}")
 
     def unpaired(self) -> int:
-        return int(self.clients["left"].dropped(NODE).get("unpaired", 0))
+        return int(value(self.clients["left"].status(NODE), "unpaired_frames"))
 
 
 @pytest.fixture
@@ -80,11 +81,13 @@ def rig(node_process: NodeProcess, test_node: Node) -> Rig:
     return rig
 
 
-def test_a_pair_is_published_per_camera_with_one_stamp_and_each_cameras_own_keypoints(rig: Rig) -> None:
+def test_a_pair_keeps_each_cameras_own_stamp_and_keypoints_and_one_set_stamp(rig: Rig) -> None:
     first = rig.send({"left": rig.frame("left", SCENES[0], 10), "right": rig.frame("right", SCENES[1], 10, 2_000_000)})
-    for camera, keypoints in first.items():
+    for camera, nanosec in (("left", 0), ("right", 2_000_000)):
+        keypoints = first[camera]
         assert keypoints.header.frame_id == f"{camera}_optical_frame"
-        assert (keypoints.header.stamp.sec, keypoints.header.stamp.nanosec) == (10, 0), "the left camera's stamp"
+        assert (keypoints.header.stamp.sec, keypoints.header.stamp.nanosec) == (10, nanosec), "its own image's stamp"
+        assert (keypoints.set_stamp.sec, keypoints.set_stamp.nanosec) == (10, 0), "the set's stamp: the left camera's"
     # The scenes swapped between the cameras: each camera's keypoints follow its own image.
     second = rig.send({"left": rig.frame("left", SCENES[1], 11), "right": rig.frame("right", SCENES[0], 11)})
     arrays = {(pair, camera): message_to_arrays(keypoints)["keypoints"]
@@ -110,6 +113,32 @@ def test_each_camera_keeps_its_intrinsics(rig: Rig) -> None:
     assert republished.header.frame_id == "right_optical_frame" and list(republished.k) == list(info.k)
 
 
+def test_two_cameras_never_give_one_track_id_to_different_points(rig: Rig) -> None:
+    ids: dict[str, set[int]] = {camera: set() for camera in CAMERAS}
+    for sec in range(50, 54):  # different scenes per camera: no point is seen by both
+        pair = rig.send({"left": rig.frame("left", SCENES[0], sec), "right": rig.frame("right", SCENES[1], sec)})
+        for camera, keypoints in pair.items():
+            ids[camera] |= set(message_to_arrays(keypoints)["track_ids"].tolist())
+    assert ids["left"] and ids["right"]
+    assert not ids["left"] & ids["right"], "one id sequence for the whole node"
+
+
+def test_a_silent_camera_is_a_warning_then_an_error_with_per_camera_rates(rig: Rig) -> None:
+    left = rig.clients["left"]
+
+    def send_left_only() -> None:
+        left.image_pub.publish(rig.frame("left", SCENES[0], 60))
+
+    status = left.wait_status(NODE, lambda s: "no input from right" in s.message and s.level == b"\x02", 30,
+                              send_left_only)
+    assert "silence_error 2 s" in status.message and "left" not in status.message.split(";")[0]
+    assert float(value(status, "camera_rate_hz.left")) > 0 and float(value(status, "camera_rate_hz.right")) == 0
+    assert float(value(status, "camera_silent_s.right")) > 2.0
+    pair = rig.send({camera: rig.frame(camera, SCENES[0], 61) for camera in CAMERAS})
+    assert pair["right"].header.stamp.sec == 61
+    left.wait_status(NODE, lambda s: "no input" not in s.message, 30)
+
+
 def test_frames_without_a_partner_are_counted_and_never_published(rig: Rig) -> None:
     before = rig.unpaired()
     lonely = rig.frame("left", SCENES[0], 30)
@@ -132,7 +161,7 @@ def test_the_tolerance_can_be_raised_at_runtime(rig: Rig) -> None:
     assert client.set_parameters(f"{NODE}/set_parameters", sync_tolerance=0.02) == [(True, "")]
     try:
         pair = rig.send({"left": rig.frame("left", SCENES[0], 40), "right": rig.frame("right", SCENES[1], 40, 10_000_000)})
-        assert pair["right"].header.stamp == pair["left"].header.stamp
+        assert pair["right"].header.stamp.nanosec == 10_000_000 and pair["right"].set_stamp == pair["left"].header.stamp
     finally:
         assert client.set_parameters(f"{NODE}/set_parameters", sync_tolerance=0.005) == [(True, "")]
     refused = client.set_parameters(f"{NODE}/set_parameters", cameras="left")

@@ -13,7 +13,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo
 
-from .client import Client, image_message
+from .client import value, Client, image_message
 from .conftest import FAST_PARAMETERS, NodeProcess, spin_until
 
 NAMESPACE = "tracked_camera"
@@ -110,6 +110,47 @@ def test_rectified_keypoints_need_camera_info(client: Client, test_node: Node) -
     rectified_points = message_to_arrays(rectified)["keypoints"][:, :2]
     np.testing.assert_allclose(rectified_points, rectify_points(raw_points, camera), atol=1e-3)
     assert np.abs(rectified_points - raw_points).max() > 1, "the lens distortion moved the keypoints"
+
+
+def test_intrinsics_must_fit_the_image_and_the_one_used_is_republished(client: Client, test_node: Node) -> None:
+    """A camera_info of another size (a resized stream) is a counted drop, never rectified with the wrong model;
+    a binned one (320x240 sensor, binning 2) is honoured and republished fitted to the 160x120 image."""
+    node_name = f"/{NAMESPACE}/r2d2_node"
+    frame = _panning_frames(1, 3)[0]
+    info_pub = test_node.create_publisher(CameraInfo, f"/{NAMESPACE}/camera_info", qos_profile_sensor_data)
+    republished: list[CameraInfo] = []
+    test_node.create_subscription(CameraInfo, f"/{NAMESPACE}/keypoints/camera_info", republished.append,
+                                  QoSProfile(depth=10))
+    restarts_before = int(value(client.status(node_name), "tracks_restarted"))
+    assert client.set_parameters(f"{node_name}/set_parameters", rectify_keypoints=True) == [(True, "")]
+    try:
+        full_size = _camera_info(1300)
+        full_size.width, full_size.height = 320, 240  # the full sensor, unbinned: not this image's model
+        for stamp in range(1301, 1304):
+            info_pub.publish(full_size)
+            client.send_bad(image_message("mono8", frame, stamp=stamp), node_name, "camera_info_mismatch")
+        binned = _camera_info(1310)
+        binned.width, binned.height, binned.binning_x, binned.binning_y = 320, 240, 2, 2
+        binned.k = [300.0, 0, 160, 0, 300, 120, 0, 0, 1]
+        binned.p = [300.0, 0, 160, 0, 0, 300, 120, 0, 0, 0, 1, 0]
+        rectified = None
+        for attempt in range(10):  # best effort, like the images: resend until it is there
+            info_pub.publish(binned)
+            spin_until(test_node, lambda: False, 0.2)
+            rectified = client.send(image_message("mono8", frame, stamp=1311 + attempt), timeout_s=5)
+            if rectified is not None:
+                break
+        assert rectified is not None and rectified.rectified
+        assert spin_until(test_node, lambda: any(i.header.stamp == rectified.header.stamp for i in republished), 10)
+        used = next(i for i in republished if i.header.stamp == rectified.header.stamp)
+        assert (used.width, used.height, used.binning_x, used.binning_y) == (160, 120, 0, 0)
+        assert list(used.k) == K, "K of the binned image: the sensor's divided by 2"
+    finally:
+        client.set_parameters(f"{node_name}/set_parameters", rectify_keypoints=False)
+    raw = client.send(image_message("mono8", frame, stamp=1400))
+    assert raw is not None and not raw.rectified
+    status = client.status(node_name)
+    assert int(value(status, "tracks_restarted")) >= restarts_before + 2, "rectification on, then off: tracks restart"
 
 
 def test_max_points_publishes_the_tracked_points_first(client: Client) -> None:

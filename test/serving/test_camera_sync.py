@@ -88,6 +88,97 @@ def test_a_replay_loop_starts_the_pairing_over() -> None:
     assert unpaired == []
 
 
+PERIOD = 1_000_000_000 // 30  # 30 Hz, in ns
+FRAMES = 100  # frames in one loop of the replayed bag
+LAST = FRAMES - 1
+Arrival = tuple[str, int, int]  # camera, loop of the bag, frame index in the loop
+# Identical stamps, and stamps 2 ms apart from one camera to the next under a 5 ms tolerance.
+STAMPINGS = [pytest.param(0, 0, id="identical"), pytest.param(5 * MS, 2 * MS, id="2ms-apart")]
+
+
+def _replay(sync: StampSynchronizer[str], arrivals: list[Arrival],
+            offset_ns: int = 0) -> tuple[list[dict[str, str]], list[str], list[str]]:
+    """Adds the frames of a looped bag, named camera<loop>.<index>, the i-th camera's stamped ``i * offset_ns``
+    after the frame's time in the bag; returns the sets, the unpaired frames and the frames that restarted."""
+    sets, unpaired, restarts = [], [], []
+    for camera, loop, index in arrivals:
+        name = f"{camera}{loop}.{index}"
+        result = sync.add(camera, index * PERIOD + sync.cameras.index(camera) * offset_ns, name)
+        if result.matched is not None:
+            sets.append(result.matched)
+        unpaired += result.unpaired
+        if result.restarted:
+            restarts.append(name)
+    return sets, unpaired, restarts
+
+
+def _in_step(cameras: list[str], loop: int, indices: range) -> list[Arrival]:
+    """The frames ``indices`` of one loop, arriving one camera after the other."""
+    return [(camera, loop, index) for index in indices for camera in cameras]
+
+
+def _sets(cameras: list[str], loop: int, indices: range) -> list[dict[str, str]]:
+    """The sets of the frames ``indices`` of one loop."""
+    return [{camera: f"{camera}{loop}.{index}" for camera in cameras} for index in indices]
+
+
+@pytest.mark.parametrize(("leader", "straggler"), [("a", "b"), ("b", "a")])
+@pytest.mark.parametrize("lead", [1, 4], ids=["straggler-next", "straggler-after-4"])
+@pytest.mark.parametrize(("tolerance", "offset"), STAMPINGS)
+def test_a_straggler_of_the_old_loop_does_not_stall_the_new_loop(leader: str, straggler: str, lead: int,
+                                                                    tolerance: int, offset: int) -> None:
+    """At the loop point the leader's first ``lead`` frames of the new loop come before the straggler's last
+    frame of the old one (the bug: its stamp, 3.3 s ahead, passed over every new frame of the leader)."""
+    cameras = ["a", "b"]
+    sync: StampSynchronizer[str] = StampSynchronizer(cameras, tolerance_ns=tolerance)
+    loop_point = ([(leader, 1, LAST)] + [(leader, 2, index) for index in range(lead)] + [(straggler, 1, LAST)]
+                  + [(straggler, 2, index) for index in range(lead)])
+    sets, unpaired, restarts = _replay(
+        sync, _in_step(cameras, 1, range(LAST)) + loop_point + _in_step(cameras, 2, range(lead, FRAMES)), offset)
+    assert sets == _sets(cameras, 1, range(LAST)) + _sets(cameras, 2, range(FRAMES))
+    # The leader's last old frame is given up when its new loop starts; the straggler's comes too late.
+    assert unpaired == [f"{leader}1.{LAST}", f"{straggler}1.{LAST}"]
+    assert restarts == [f"{leader}2.0"]
+
+
+@pytest.mark.parametrize(("tolerance", "offset"), STAMPINGS)
+def test_three_cameras_looping_one_after_the_other_pair_every_set_of_the_new_loop(tolerance: int,
+                                                                                    offset: int) -> None:
+    cameras = ["a", "b", "c"]
+    sync: StampSynchronizer[str] = StampSynchronizer(cameras, tolerance_ns=tolerance)
+    # a loops first, b next, and c's last old frame comes after new frames of both.
+    loop_point = [("a", 1, LAST), ("b", 1, LAST), ("a", 2, 0), ("a", 2, 1), ("b", 2, 0), ("c", 1, LAST),
+                  ("a", 2, 2), ("b", 2, 1), ("c", 2, 0), ("c", 2, 1), ("b", 2, 2), ("c", 2, 2)]
+    sets, unpaired, restarts = _replay(
+        sync, _in_step(cameras, 1, range(LAST)) + loop_point + _in_step(cameras, 2, range(3, FRAMES)), offset)
+    assert sets == _sets(cameras, 1, range(LAST)) + _sets(cameras, 2, range(FRAMES))
+    assert unpaired == [f"a1.{LAST}", f"b1.{LAST}", f"c1.{LAST}"]
+    assert restarts == ["a2.0"]
+
+
+def test_a_camera_silent_for_a_whole_loop_pairs_again_in_the_next() -> None:
+    """b jumps back once for two loops of a: it joins a's newest loop rather than the one after its last frame."""
+    cameras = ["a", "b"]
+    sync: StampSynchronizer[str] = StampSynchronizer(cameras)
+    _replay(sync, _in_step(cameras, 1, range(FRAMES)) + [("a", 2, index) for index in range(FRAMES)])
+    sets, unpaired, restarts = _replay(sync, _in_step(cameras, 3, range(FRAMES)))
+    assert sets == _sets(cameras, 3, range(FRAMES))
+    assert unpaired == [f"a2.{index}" for index in range(FRAMES - 8, FRAMES)], "a's queue, given up"
+    assert restarts == ["a3.0"]
+
+
+def test_a_forward_jump_still_pairs() -> None:
+    """Every camera pauses, then resumes with stamps 10 s later, one camera's first frame before the other's last."""
+    cameras = ["a", "b"]
+    sync: StampSynchronizer[str] = StampSynchronizer(cameras)
+    resumed = 300  # frames in 10 s
+    arrivals = (_in_step(cameras, 1, range(9)) + [("a", 1, 9), ("a", 1, resumed), ("b", 1, 9), ("b", 1, resumed)]
+                + _in_step(cameras, 1, range(resumed + 1, resumed + 10)))
+    sets, unpaired, restarts = _replay(sync, arrivals)
+    assert sets == _sets(cameras, 1, range(10)) + _sets(cameras, 1, range(resumed, resumed + 10))
+    assert unpaired == [] and restarts == []
+
+
 @pytest.mark.parametrize(("cameras", "tolerance", "queue"), [(["left"], 0, 4), (["a", "a"], 0, 4),
                                                              (["a", "b"], -1, 4), (["a", "b"], 0, 0)])
 def test_bad_settings_are_refused(cameras: list[str], tolerance: int, queue: int) -> None:

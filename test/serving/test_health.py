@@ -7,7 +7,7 @@ import pytest
 
 from r2d2_ros.serving.health import FAILING_STREAK, Level, assess_health, worker_hang
 from r2d2_ros.conversions.image_codec import ImageDecodeError
-from r2d2_ros.serving.stats import UNPAIRED, FrameDropped, NodeStats, frame_stage
+from r2d2_ros.serving.stats import FrameDropped, NodeStats, frame_stage
 
 
 class FakeClock:
@@ -54,35 +54,35 @@ class TestFrameStage:
 class TestHealth:
     def test_ok_when_frames_are_answered_even_if_superseded(self, stats: NodeStats) -> None:
         for _ in range(5):
-            stats.frame_received()
-            stats.frame_discarded()
-        stats.frame_published(stats.frame_received())
+            stats.set_received()
+            stats.set_superseded()
+        stats.set_published(stats.set_received())
         assert _health(stats).level == Level.OK
 
     def test_unpaired_camera_frames_warn_without_answering_input(self, stats: NodeStats) -> None:
-        stats.frame_published(stats.frame_received())
-        stats.frame_discarded(UNPAIRED)
+        stats.set_published(stats.set_received())
+        stats.frame_unpaired()
         health = _health(stats)
-        assert health.level == Level.WARN and "unpaired 1" in health.message
+        assert health.level == Level.WARN and "unpaired frames 1" in health.message
         assert stats.snapshot().failure_streak == 0, "a lost partner frame is not a failing frame"
 
     def test_warn_follows_recent_drops_and_clears_when_they_stop(self, stats: NodeStats, clock: FakeClock) -> None:
-        stats.frame_dropped("size", stats.frame_received())
-        stats.frame_published(stats.frame_received())
+        stats.set_dropped("size", stats.set_received())
+        stats.set_published(stats.set_received())
         health = _health(stats)
         assert health.level == Level.WARN and "size 1" in health.message
         clock.now += 6.0  # one window later, with good frames only
-        stats.frame_published(stats.frame_received())
+        stats.set_published(stats.set_received())
         assert _health(stats).level == Level.OK
         assert stats.snapshot().dropped == {"size": 1}, "totals stay"
 
     def test_error_when_every_frame_fails_and_recovery(self, stats: NodeStats) -> None:
         for _ in range(FAILING_STREAK):
-            stats.frame_dropped("inference_error", stats.frame_received())
+            stats.set_dropped("inference_error", stats.set_received())
         health = _health(stats)
         assert health.level == Level.ERROR and "every frame fails" in health.message
         assert "inference_error" in health.message
-        stats.frame_published(stats.frame_received())
+        stats.set_published(stats.set_received())
         assert _health(stats).level == Level.WARN
 
     def test_error_when_the_worker_is_gone(self, stats: NodeStats) -> None:
@@ -99,10 +99,10 @@ class TestHealth:
         assert health.level == Level.ERROR and f"inference worker stopped ({reason})" in health.message
 
     def test_stale_when_input_waits_too_long(self, stats: NodeStats, clock: FakeClock) -> None:
-        first = stats.frame_received()
+        first = stats.set_received()
         clock.now += 3.0
-        stats.frame_received()  # a newer frame arrives while the first one is processed
-        stats.frame_published(first)
+        stats.set_received()  # a newer frame arrives while the first one is processed
+        stats.set_published(first)
         clock.now += 2.0
         assert stats.snapshot().unanswered_s == pytest.approx(2.0), "measured from the last answer"
         assert _health(stats, stale_timeout_s=2.5).level == Level.OK
@@ -111,15 +111,53 @@ class TestHealth:
         assert health.level == Level.ERROR and "stale" in health.message
 
     def test_an_idle_camera_is_not_stale(self, stats: NodeStats, clock: FakeClock) -> None:
-        stats.frame_published(stats.frame_received())
+        stats.set_published(stats.set_received())
         clock.now += 100.0
         assert _health(stats, stale_timeout_s=1.0).level == Level.OK
-        stats.frame_received()  # the camera starts again: not stale at once
+        stats.set_received()  # the camera starts again: not stale at once
         assert stats.snapshot().unanswered_s == 0.0
         clock.now += 0.5
         assert _health(stats, stale_timeout_s=1.0).level == Level.OK
 
     def test_a_dropped_frame_is_answered(self, stats: NodeStats, clock: FakeClock) -> None:
-        stats.frame_dropped("encoding", stats.frame_received())
+        stats.set_dropped("encoding", stats.set_received())
         clock.now += 100.0
         assert stats.snapshot().unanswered_s == 0.0
+
+
+class TestCameraSilence:
+    def test_a_silent_camera_warns_then_errors_while_the_other_sends(self, clock: FakeClock) -> None:
+        stats = NodeStats(["left", "right"], window_s=5.0, clock=clock)
+        for _ in range(4):
+            clock.now += 1.0
+            stats.camera_frame("left")
+        snapshot = stats.snapshot()
+        assert snapshot.camera_frames == {"left": 4, "right": 0}
+        assert snapshot.camera_rates_hz == {"left": pytest.approx(0.8), "right": 0.0}
+        assert snapshot.camera_silent_s == {"left": 0.0, "right": pytest.approx(4.0)}, "silence since start"
+        assert assess_health(snapshot, 30.0, None, silence_warn_s=5.0, silence_error_s=10.0).level == Level.OK
+        clock.now += 2.0
+        health = assess_health(stats.snapshot(), 30.0, None, silence_warn_s=5.0, silence_error_s=10.0)
+        assert health.level == Level.WARN and "no input from right 6.0 s" in health.message
+        assert "left" not in health.message.split(";")[0]
+        clock.now += 5.0
+        health = assess_health(stats.snapshot(), 30.0, None, silence_warn_s=5.0, silence_error_s=10.0)
+        assert health.level == Level.ERROR and health.message.startswith("no input from right 11.0 s (silence_error 10 s)")
+
+    def test_silence_limits_of_zero_are_off_and_activation_restarts_the_count(self, clock: FakeClock) -> None:
+        stats = NodeStats(["front"], clock=clock)
+        clock.now += 1000.0
+        assert assess_health(stats.snapshot(), 30.0, None).level == Level.OK
+        stats.restart_silence()
+        clock.now += 1.0
+        assert stats.snapshot().camera_silent_s == {"front": pytest.approx(1.0)}
+
+    def test_a_note_such_as_a_cpu_fallback_is_a_warning(self, stats: NodeStats) -> None:
+        stats.set_published(stats.set_received())
+        health = assess_health(stats.snapshot(), 30.0, None, notes=("device auto found no CUDA GPU",))
+        assert health.level == Level.WARN and health.message.startswith("device auto found no CUDA GPU; ")
+
+    def test_restarted_tracks_are_counted(self, stats: NodeStats) -> None:
+        stats.tracks_restarted(2)
+        stats.tracks_restarted()
+        assert stats.snapshot().tracks_restarted == 3

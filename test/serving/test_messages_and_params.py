@@ -184,11 +184,11 @@ class TestLatestFrameSlot:
 def test_stats_count_drops_by_cause() -> None:
     now = [100.0]
     stats = NodeStats(window_s=10, clock=lambda: now[0])
-    arrivals = [stats.frame_received() for _ in range(3)]
+    arrivals = [stats.set_received() for _ in range(3)]
     now[0] += 0.02
-    stats.frame_published(arrivals[0])
-    stats.frame_dropped("size", arrivals[1])
-    stats.frame_discarded()
+    stats.set_published(arrivals[0])
+    stats.set_dropped("size", arrivals[1])
+    stats.set_superseded()
     snapshot = stats.snapshot()
     assert (snapshot.received, snapshot.published) == (3, 1)
     assert snapshot.dropped == {"size": 1, "superseded": 1}
