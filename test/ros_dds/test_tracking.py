@@ -124,11 +124,14 @@ def test_intrinsics_must_fit_the_image_and_the_one_used_is_republished(client: C
     restarts_before = int(value(client.status(node_name), "tracks_restarted"))
     assert client.set_parameters(f"{node_name}/set_parameters", rectify_keypoints=True) == [(True, "")]
     try:
-        full_size = _camera_info(1300)
-        full_size.width, full_size.height = 320, 240  # the full sensor, unbinned: not this image's model
-        for stamp in range(1301, 1304):
+        # The camera_info of each frame (same stamp) is of the full sensor, unbinned: not this image's model.
+        # It is the frame's own, so an older one that would fit does not stand in for it.
+        full_size = _camera_info(1301)
+        full_size.width, full_size.height = 320, 240
+        for _ in range(3):  # best effort, like the images
             info_pub.publish(full_size)
-            client.send_bad(image_message("mono8", frame, stamp=stamp), node_name, "camera_info_mismatch")
+            spin_until(test_node, lambda: False, 0.1)
+        client.send_bad(image_message("mono8", frame, stamp=1301), node_name, "camera_info_mismatch")
         binned = _camera_info(1310)
         binned.width, binned.height, binned.binning_x, binned.binning_y = 320, 240, 2, 2
         binned.k = [300.0, 0, 160, 0, 300, 120, 0, 0, 1]
