@@ -101,7 +101,8 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
     """
     if not args.bag:
         out_dir = args.output_dir
-        return [Job(image, (out_dir or image.parent) / f"{image.name}.{args.tag}") for image in collect_images(args.inputs)]
+        return [Job(image, (out_dir or image.parent) / f"{image.name}.{args.tag}")
+                for image in collect_images(args.inputs)]
     if len(args.bag) == 1 and is_bag(args.bag[0]):
         return [Job(args.bag[0], args.output_bag, is_bag=True)]
     return [Job(bag, args.output_bag / (bag.name if bag.is_dir() else bag.stem), is_bag=True)

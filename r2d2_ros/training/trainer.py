@@ -389,7 +389,11 @@ class Trainer:
 
     def _log_and_validate(self, window: list[dict[str, float]], steps_per_s: float, writer: Any,
                           progress: tqdm) -> list[dict[str, float]]:
-        """Logs the mean terms of the steps in ``window`` and validates, each when due; returns the window to go on with."""
+        """Logs the mean terms of the steps in ``window`` and validates, each when due.
+
+        Returns:
+            The window to go on with (emptied when logged).
+        """
         run = self.config.run
         if self.step % run.log_every == 0 or self.step == run.steps:
             row = {"step": self.step, **{k: float(np.mean([w[k] for w in window])) for k in window[0]},

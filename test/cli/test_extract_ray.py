@@ -95,8 +95,8 @@ def test_two_workers_write_the_single_process_feature_bags(cluster: None, images
 
 
 def test_without_ray_the_cli_does_not_import_it(images: Path, random_checkpoint: Path, tmp_path: Path) -> None:
-    script = ("import sys; from r2d2_ros.cli.extract import main; "
-              f"code = main({[str(images / 'frame0.png'), '--model', str(random_checkpoint), '--output-dir', str(tmp_path), *FAST]!r}); "
+    arguments = [str(images / "frame0.png"), "--model", str(random_checkpoint), "--output-dir", str(tmp_path), *FAST]
+    script = (f"import sys; from r2d2_ros.cli.extract import main; code = main({arguments!r}); "
               "assert 'ray' not in sys.modules, 'ray imported'; sys.exit(code)")
     finished = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
