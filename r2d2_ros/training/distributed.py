@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -95,21 +95,21 @@ class Ranks:
 SINGLE_PROCESS = Ranks()
 
 
-def from_environment(device_name: str, environment: Mapping[str, str] | None = None) -> Ranks:
+def from_environment(device_name: str) -> Ranks:
     """Joins the process group that torchrun's variables describe: NCCL when ``run.device`` is a GPU, else gloo.
+
+    Reads ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``, and (in ``init_process_group``) ``MASTER_ADDR``
+    and ``MASTER_PORT``, as torchrun sets them.
 
     Args:
         device_name: ``run.device``.
-        environment: the variables to read (default: ``os.environ``); ``MASTER_ADDR`` and ``MASTER_PORT``
-            are needed too when ``WORLD_SIZE`` is set, as torchrun provides them.
 
     Returns:
         :data:`SINGLE_PROCESS` when ``WORLD_SIZE`` is not set (a plain ``r2d2-train``).
     """
-    environment = os.environ if environment is None else environment
-    if "WORLD_SIZE" not in environment:
+    if "WORLD_SIZE" not in os.environ:
         return SINGLE_PROCESS
-    ranks = Ranks(int(environment["RANK"]), int(environment["WORLD_SIZE"]), int(environment.get("LOCAL_RANK", 0)),
+    ranks = Ranks(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)),
                   distributed=True)
     device = ranks.device_for(device_name)
     if device.type == "cuda":

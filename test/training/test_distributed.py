@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +28,8 @@ import torch.multiprocessing as mp
 from r2d2_ros.cli.train import main as train_main
 from r2d2_ros.model import load_checkpoint
 from r2d2_ros.training import Trainer, load_config
-from r2d2_ros.training.distributed import Ranks, ShardedSteps, from_environment
+from r2d2_ros.training.trainer import StepResult
+from r2d2_ros.training.distributed import SINGLE_PROCESS, Ranks, ShardedSteps, from_environment, resolve_batch_norm
 
 from .test_trainer import REPO, TINY
 from .test_trainer_synthetic import synthetic_photos  # noqa: F401 (a fixture)
@@ -61,16 +63,14 @@ def _rank(rank: int, port: int, overrides: list[str], stop_after_step: int | Non
     ranks = from_environment("cpu")
     trainer = Trainer(load_config(None, overrides), ranks=ranks)
     if stop_after_step is not None and rank == 1:
-        step = trainer.train_step
+        train_step = trainer.train_step
 
-        def signalled_during(step_number: int):  # what SIGTERM's handler does, on this rank only
-            def train_step(batch: dict[str, torch.Tensor]):
-                if trainer.step == step_number - 1:
-                    trainer._request_stop(15, None)
-                return step(batch)
-            return train_step
+        def signalled_during_the_step(batch: dict[str, torch.Tensor]) -> StepResult:
+            if trainer.step == stop_after_step - 1:
+                trainer._request_stop(signal.SIGTERM, None)  # what a SIGTERM to this rank alone does
+            return train_step(batch)
 
-        trainer.train_step = signalled_during(stop_after_step)
+        trainer.train_step = signalled_during_the_step
     try:
         trainer.fit()
     finally:
@@ -118,6 +118,15 @@ def test_ranks_take_disjoint_slices_of_the_single_process_batches() -> None:
     assert sorted(slices[0] + slices[1]) == list(ShardedSteps(3, 5, 4))
     with pytest.raises(ValueError, match="multiple of the 3 processes"):
         ShardedSteps(0, 1, 4, Ranks(0, 3))
+
+
+def test_batch_norm_choice() -> None:
+    cpu, gpu, two_ranks = torch.device("cpu"), torch.device("cuda", 0), Ranks(0, 2, distributed=True)
+    assert resolve_batch_norm("auto", SINGLE_PROCESS, cpu) == resolve_batch_norm("auto", two_ranks, cpu) == "local"
+    assert resolve_batch_norm("auto", two_ranks, gpu) == "sync"
+    assert resolve_batch_norm("frozen", two_ranks, cpu) == "frozen"
+    with pytest.raises(ValueError, match="needs GPUs"):
+        resolve_batch_norm("sync", two_ranks, cpu)
 
 
 def test_two_ranks_end_with_the_weights_of_one_process(synthetic_photos: Path, tmp_path: Path,
