@@ -86,7 +86,10 @@ def save_r2d2(path: str | os.PathLike[str], features: Features) -> None:
     """
     arrays = features.numpy()
     ascending = slice(None, None, -1)
-    with open(path, "wb") as stream:  # np.savez would append '.npz' to a '.r2d2' name
+    # Written beside and then renamed: an interrupted write leaves no half file that a rerun
+    # (r2d2-extract --ray skips existing outputs) would take for a finished one.
+    partial = f"{os.fspath(path)}.partial"
+    with open(partial, "wb") as stream:  # np.savez would append '.npz' to a '.r2d2' name
         np.savez(
             stream,
             imsize=np.asarray(features.image_size, dtype=np.int64),
@@ -94,6 +97,7 @@ def save_r2d2(path: str | os.PathLike[str], features: Features) -> None:
             descriptors=arrays["descriptors"][ascending],
             scores=arrays["scores"][ascending],
         )
+    os.replace(partial, path)
 
 
 def load_r2d2(path: str | os.PathLike[str]) -> Features:

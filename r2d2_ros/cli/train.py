@@ -5,6 +5,10 @@
     r2d2-train --config config/train_cpu.yaml --resume-from r2d2_ros/weights/r2d2_ros_default.pt  # next chunk
     r2d2-train --export runs/r2d2_default/best.pt model.pt        # weights + config only, for shipping
     r2d2-train --config config/train_cpu.yaml run.val_pairs=200 --validate a.pt b.pt  # which is better, how sure
+    torchrun --nproc_per_node=4 -m r2d2_ros.cli.train --config config/train_default.yaml  # 4 GPUs (DDP)
+
+Under torchrun, run.batch_size is the global batch, split over the processes; rank 0 writes
+everything (docs/distributed.md).
 """
 from __future__ import annotations
 
@@ -19,9 +23,13 @@ import yaml
 from ..model import CheckpointError, load_checkpoint, save_checkpoint
 from ..training import Trainer, load_config
 from ..training.config import config_to_dict
+from ..training.distributed import from_environment
 from ..training.validation import compare_checkpoints, scores_table
 
 __all__ = ["main", "export_model"]
+
+# What a bad config, option or checkpoint raises: a usage error (exit status 2), not a traceback.
+_USAGE_ERRORS = (ValueError, FileNotFoundError, CheckpointError)
 
 
 def export_model(checkpoint: Path, output: Path) -> None:
@@ -60,13 +68,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_config:
             print(yaml.safe_dump(config_to_dict(config), sort_keys=False))
             return 0
-        trainer = Trainer(config, resume=args.resume, resume_from=args.resume_from)
         if args.validate:
+            trainer = Trainer(config, resume=args.resume, resume_from=args.resume_from)
             print(scores_table(compare_checkpoints(trainer, args.validate)))
             return 0
-    except (ValueError, FileNotFoundError, CheckpointError) as error:
+        ranks = from_environment(config.run.device)
+    except _USAGE_ERRORS as error:
         parser.error(str(error))
-    last = trainer.fit()
+    if not ranks.is_main:
+        logging.getLogger().setLevel(logging.WARNING)  # one log: rank 0's
+    try:
+        trainer = Trainer(config, resume=args.resume, resume_from=args.resume_from, ranks=ranks)
+    except _USAGE_ERRORS as error:
+        ranks.close()
+        parser.error(str(error))
+    try:
+        last = trainer.fit()
+    finally:
+        ranks.close()
     logging.getLogger("r2d2-train").info("step %d; checkpoint %s; best validation MMA@3 %.4f", trainer.step, last,
                                          trainer.best_mma)
     return 0

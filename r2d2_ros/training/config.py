@@ -50,7 +50,7 @@ class OptimConfig:
 @dataclass(frozen=True)
 class RunConfig:
     steps: int = 50_000  # optimizer steps in total
-    batch_size: int = 8  # pairs per step
+    batch_size: int = 8  # pairs per step, over all processes under torchrun (each takes an equal slice)
     workers: int = 4  # data-loading processes (0 = in the main process)
     seed: int = 0
     device: str = "auto"
@@ -66,6 +66,9 @@ class RunConfig:
     val_image_every: int = 20  # every N-th image is held out for validation
     checkpoint_every: int = 500  # steps between atomic checkpoints
     output: str = "runs/r2d2"
+    # Under torchrun: auto = sync (statistics of the global batch) on GPUs, local (each rank's slice)
+    # on CPUs; frozen = running statistics, for fine-tuning. See training/distributed.py.
+    batch_norm: str = "auto"  # auto | sync | local | frozen
 
     def __post_init__(self) -> None:
         if self.amp not in ("auto", "none", "bf16", "fp16"):
@@ -76,6 +79,8 @@ class RunConfig:
                      "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_norm not in ("auto", "sync", "local", "frozen"):
+            raise ValueError(f"batch_norm must be auto, sync, local or frozen, got {self.batch_norm!r}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
 

@@ -3,6 +3,9 @@
 Checkpoints are r2d2_ros checkpoints (loadable by the node and the CLIs as they are) that also
 carry the optimizer state and the step. Batch ``s`` is a pure function of (seed, s), so
 ``--resume`` continues with exactly the batch the interrupted run would have used next.
+
+Under torchrun each process trains on its slice of every global batch (:mod:`.distributed`); rank 0
+alone validates and writes checkpoints, logs and the learning curve.
 """
 from __future__ import annotations
 
@@ -12,17 +15,17 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch import nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..device import fast_autocast_dtype, resolve_device
+from ..device import fast_autocast_dtype
 from ..extraction import ExtractionConfig, extract_multiscale
 from ..evaluation.metrics import match_errors, mean_matching_accuracy, mutual_nearest_neighbours
 from ..extraction.multiscale import IMAGENET_MEAN, IMAGENET_STD
@@ -31,10 +34,12 @@ from ..model import R2D2Output, load_checkpoint, load_model, parse_arch, save_ch
 from ..model.checkpoint import Checkpoint
 from .config import TrainConfig, config_to_dict
 from .data import FlowPairs, SyntheticPairs, collate_pairs, list_images, make_synthetic_pair
+from .distributed import (SINGLE_PROCESS, Ranks, ShardedSteps, freeze_batch_norm, prepare_batch_norm,
+                          resolve_batch_norm)
 from .losses import R2D2Loss
 from .schedule import learning_rate, reliability_weight
 
-__all__ = ["Trainer", "StepRange"]
+__all__ = ["Trainer", "PairForward"]
 
 log = logging.getLogger("r2d2-train")
 _AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -56,17 +61,18 @@ def resolve_amp(amp: str, device: torch.device, cpuinfo: str | None = None) -> t
     return _AMP[amp]
 
 
-class StepRange(Sampler[int]):
-    """Sample indices for steps ``first..last-1``: item g = step * batch + position."""
+class PairForward(nn.Module):
+    """Both images of a pair through the network, one after the other (batch-norm statistics updated twice).
 
-    def __init__(self, first_step: int, last_step: int, batch_size: int) -> None:
-        self.first, self.last, self.batch_size = first_step * batch_size, last_step * batch_size, batch_size
+    One module call per step, so that DistributedDataParallel sees one forward per backward.
+    """
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.first, self.last))
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
 
-    def __len__(self) -> int:
-        return self.last - self.first
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor) -> tuple[R2D2Output, R2D2Output]:
+        return self.network(image1), self.network(image2)
 
 
 def _ignore_stop_signals(_worker_id: int) -> None:
@@ -100,17 +106,21 @@ class StepResult:
 class Trainer:
     """Trains an R2D2 network as :class:`TrainConfig` says, writing into ``config.run.output``."""
 
-    def __init__(self, config: TrainConfig, resume: bool = False, resume_from: Path | None = None) -> None:
+    def __init__(self, config: TrainConfig, resume: bool = False, resume_from: Path | None = None,
+                 ranks: Ranks = SINGLE_PROCESS) -> None:
         """Args:
             resume: continue ``<run.output>/last.pt``.
             resume_from: continue from this checkpoint instead (e.g. the bundled model, exported
                 without optimizer state: its weights and step are taken, the optimizer restarts).
+            ranks: this process's place in a torchrun job (:func:`.distributed.from_environment`).
         """
         self.config = config
+        self.ranks = ranks
         run = config.run
         self.output = Path(run.output)
-        self.output.mkdir(parents=True, exist_ok=True)
-        self.device = resolve_device(run.device)
+        if ranks.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
+        self.device = ranks.device_for(run.device)
         torch.manual_seed(run.seed)
         self.model = load_model(config.model.init, self.device) if config.model.init else \
             parse_arch(config.model.arch).build().to(self.device)
@@ -119,6 +129,10 @@ class Trainer:
             torch.nn.init.zeros_(self.model.clf.bias)
         if run.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.batch_norm = resolve_batch_norm(run.batch_norm, ranks, self.device)
+        self.model = prepare_batch_norm(self.model, self.batch_norm)
+        # What a step calls: both images through the network, gradients averaged over the ranks.
+        self.pair_forward = ranks.wrap(PairForward(self.model), self.device)
         self.amp_dtype = resolve_amp(run.amp, self.device)
         log.info("device %s, autocast %s%s", self.device, self.amp_dtype or "off (fp32)",
                  " (amp=auto: native bf16 on this CPU)" if run.amp == "auto" and self.device.type == "cpu"
@@ -132,13 +146,13 @@ class Trainer:
         self.counters = {"nonfinite_steps": 0, "skipped_images": 0}
         images = list_images(list(config.images))
         self.validation_images = images[:: run.val_image_every]
-        held_out = set(self.validation_images)
+        held_out = set(self.validation_images)  # the same on every rank: the photos are listed in sorted order
         sources: list[torch.utils.data.Dataset] = [
             SyntheticPairs([p for p in images if p not in held_out], config.data, run.seed)
         ]
         sources += [FlowPairs(folder, config.data, run.seed) for folder in config.flow_pairs]
         self.dataset = sources[0] if len(sources) == 1 else _MixedPairs(sources)
-        self._validation_pairs = self._make_validation_pairs()
+        self._validation_pairs = self._make_validation_pairs() if ranks.is_main else []
         # Validation sees what users see: the default multi-scale extraction, at the 0.7 thresholds;
         # in fp32, so that its figures compare across machines (precision auto is bf16 on some CPUs).
         self._validation_extraction = ExtractionConfig(reliability_threshold=run.val_threshold,
@@ -166,8 +180,9 @@ class Trainer:
 
     def _loader(self, first_step: int) -> DataLoader:
         run = self.config.run
-        return DataLoader(self.dataset, batch_size=run.batch_size, sampler=StepRange(first_step, run.steps, run.batch_size),
-                          num_workers=run.workers, collate_fn=collate_pairs, pin_memory=self.device.type == "cuda",
+        steps = ShardedSteps(first_step, run.steps, run.batch_size, self.ranks)
+        return DataLoader(self.dataset, batch_size=steps.per_rank, sampler=steps, num_workers=run.workers,
+                          collate_fn=collate_pairs, pin_memory=self.device.type == "cuda",
                           worker_init_fn=_ignore_stop_signals)
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
@@ -182,22 +197,33 @@ class Trainer:
     # --- steps ---------------------------------------------------------------------------------
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> StepResult:
-        """One optimizer step on a batch; a non-finite loss or gradient leaves the weights untouched."""
+        """One optimizer step on a batch (this rank's slice of it under torchrun).
+
+        A non-finite loss or gradient on any rank leaves the weights untouched on every rank. The terms
+        returned are the means over the ranks.
+        """
         self.model.train()
+        if self.batch_norm == "frozen":
+            freeze_batch_norm(self.model)
         self.optimizer.zero_grad(set_to_none=True)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.step, self.config.optim, self.config.run.steps)
         amp = self.amp_dtype
-        generator = torch.Generator(device=self.device).manual_seed(self.config.run.seed * 1_000_003 + self.step)
+        # The distractor draws: rank 0 keeps the single-process stream; other ranks' are 2^40 seeds
+        # away, far beyond any step count, so no two ranks or steps share one.
+        seed = self.config.run.seed * 1_000_003 + self.step + (self.ranks.rank << 40)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
         with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            # Both images go through the network separately (batch-norm statistics updated twice).
-            out1 = self.model(self._normalise(batch["image1"]))
-            out2 = self.model(self._normalise(batch["image2"]))
+            out1, out2 = self.pair_forward(self._normalise(batch["image1"]), self._normalise(batch["image2"]))
         out1, out2 = (R2D2Output(o.descriptors.float(), o.reliability.float(), o.repeatability.float())
                       for o in (out1, out2))
         terms = self.criterion(out1, out2, batch["aflow"].to(self.device), generator,
                                reliability_weight(self.step, self.config.loss))
-        values = {name: float(value.detach()) for name, value in terms.items()}
+        # One all-reduce gives the logged means and a verdict every rank shares (a NaN on any rank
+        # makes every sum NaN): all ranks skip, or all ranks run backward and its gradient all-reduce.
+        names = list(terms)
+        means = self.ranks.sum(torch.stack([terms[name].detach().float() for name in names])) / self.ranks.world_size
+        values = dict(zip(names, means.tolist()))
         if not math.isfinite(values["total"]):
             return self._skip(values)
         self.scaler.scale(terms["total"]).backward()
@@ -246,7 +272,7 @@ class Trainer:
     # --- checkpoints -------------------------------------------------------------------------
 
     def save(self, path: Path, validation_mma: float | None = None) -> None:
-        """Writes an r2d2_ros checkpoint with the optimizer state, atomically."""
+        """Writes an r2d2_ros checkpoint with the optimizer state, atomically (rank 0's job under torchrun)."""
         meta = {"step": self.step, "best_val_mma3": self.best_mma, "validation_set": self._validation_set(),
                 "counters": dict(self.counters), "val_mma3": validation_mma,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -273,7 +299,8 @@ class Trainer:
         An exported checkpoint (no optimizer state) continues at its step with a fresh optimizer:
         Adam's moments are re-estimated within a few dozen steps, and the schedules follow the step.
         """
-        checkpoint = self.read_checkpoint(path)
+        # Read by rank 0 and sent to the others: other nodes need not see rank 0's disk.
+        checkpoint = self.ranks.from_main(lambda: self.read_checkpoint(path))
         self.model.load_state_dict(checkpoint.state_dict)
         if "optimizer" in checkpoint.extra:
             self.optimizer.load_state_dict(checkpoint.extra["optimizer"])
@@ -309,51 +336,76 @@ class Trainer:
         log.warning("signal %d: saving a checkpoint at the end of this step", signum)
         self._stop_requested = True
 
+    def _agree_to_stop(self, deadline: float, skipped_images: int) -> bool:
+        """Whether any rank was signalled or passed the time limit; also adds every rank's skipped images.
+
+        Every rank takes the same decision at the same step (one all-reduce), so none is left waiting
+        in a collective for ranks that have stopped.
+        """
+        if time.monotonic() > deadline and not self._stop_requested:
+            log.info("time limit of %.0f minutes reached at step %d", self.config.run.time_limit_minutes, self.step)
+            self._stop_requested = True
+        stop, skipped = self.ranks.sum(torch.tensor([int(self._stop_requested), skipped_images])).tolist()
+        self.counters["skipped_images"] += skipped
+        self._stop_requested = stop > 0
+        return self._stop_requested
+
     def fit(self) -> Path:
-        """Trains until ``run.steps`` (or a SIGINT/SIGTERM); returns the path of the last checkpoint."""
-        run = self.config.run
-        writer = _tensorboard(self.output)
+        """Trains until ``run.steps`` (or a SIGINT/SIGTERM, or the time limit, on any rank); returns the path
+        of the last checkpoint."""
+        run, main = self.config.run, self.ranks.is_main
+        writer = _tensorboard(self.output) if main else None
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         last = self.output / "last.pt"
         window: list[dict[str, float]] = []
         start_time, first_step = time.monotonic(), self.step
         try:
-            if self.step == 0:
+            if self.step == 0 and main:
                 self._validate_and_keep_best(writer)  # the random initialisation, as the baseline
-            progress = tqdm(total=run.steps, initial=self.step, desc="r2d2-train", unit="step", disable=None)
+            progress = tqdm(total=run.steps, initial=self.step, desc="r2d2-train", unit="step",
+                            disable=None if main else True)
             deadline = start_time + run.time_limit_minutes * 60 if run.time_limit_minutes else math.inf
             for batch in self._loader(self.step):
-                self.counters["skipped_images"] += int(batch["skipped"].sum())
-                result = self.train_step(batch)
+                window.append(self.train_step(batch).terms)
                 self.step += 1
+                stop = self._agree_to_stop(deadline, int(batch["skipped"].sum()))
                 progress.update(1)
-                window.append(result.terms)
-                if self.step % run.log_every == 0 or self.step == run.steps:
-                    row = {"step": self.step, **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
-                           "lr": self.optimizer.param_groups[0]["lr"],
-                           "reliability_weight": reliability_weight(self.step - 1, self.config.loss),
-                           "steps_per_s": (self.step - first_step) / max(time.monotonic() - start_time, 1e-9),
-                           **self.counters}
-                    self._log_row("metrics.csv", row, writer)
-                    progress.set_postfix(loss=f"{row['total']:.3f}", ap=f"{row['mean_ap']:.3f}")
-                    window = []
-                if self.step % run.val_every == 0 or self.step == run.steps:
-                    self._validate_and_keep_best(writer)
-                if time.monotonic() > deadline:
-                    log.info("time limit of %.0f minutes reached at step %d", run.time_limit_minutes, self.step)
-                    self._stop_requested = True
-                if self.step % run.checkpoint_every == 0 or self._stop_requested:
-                    self.save(last)
-                if self._stop_requested:
+                if main:
+                    steps_per_s = (self.step - first_step) / max(time.monotonic() - start_time, 1e-9)
+                    window = self._log_and_validate(window, steps_per_s, writer, progress)
+                    if self.step % run.checkpoint_every == 0 or stop:
+                        self.save(last)
+                if stop:
                     break
             progress.close()
-            self.save(last)
+            if main:
+                self.save(last)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if writer is not None:
                 writer.close()
         return last
+
+    def _log_and_validate(self, window: list[dict[str, float]], steps_per_s: float, writer: Any,
+                          progress: tqdm) -> list[dict[str, float]]:
+        """Logs the mean terms of the steps in ``window`` and validates, each when due.
+
+        Returns:
+            The window to go on with (emptied when logged).
+        """
+        run = self.config.run
+        if self.step % run.log_every == 0 or self.step == run.steps:
+            row = {"step": self.step, **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
+                   "lr": self.optimizer.param_groups[0]["lr"],
+                   "reliability_weight": reliability_weight(self.step - 1, self.config.loss),
+                   "steps_per_s": steps_per_s, **self.counters}
+            self._log_row("metrics.csv", row, writer)
+            progress.set_postfix(loss=f"{row['total']:.3f}", ap=f"{row['mean_ap']:.3f}")
+            window = []
+        if self.step % run.val_every == 0 or self.step == run.steps:
+            self._validate_and_keep_best(writer)
+        return window
 
     def _validate_and_keep_best(self, writer: Any) -> None:
         results = self.validate()
