@@ -30,6 +30,16 @@ MODULES=(
   "r2d2_ros/extraction/config.py|test/extraction/test_pyramid_and_input.py test/extraction/test_detections.py"
   "r2d2_ros/extraction/multiscale.py|test/extraction/test_batch.py test/extraction/test_detections.py test/extraction/test_pyramid_and_input.py test/extraction/test_small_images.py test/extraction/test_subpixel.py"
   "r2d2_ros/extraction/subpixel.py|test/extraction/test_subpixel.py"
+  "r2d2_ros/serving/camera_info.py|test/serving/test_camera_info.py"
+  "r2d2_ros/serving/camera_sync.py|test/serving/test_camera_sync.py"
+  "r2d2_ros/serving/topic_status.py|test/serving/test_topic_status.py"
+  "r2d2_ros/serving/health.py|test/serving/test_health.py"
+  "r2d2_ros/serving/stats.py|test/serving/test_health.py test/serving/test_messages_and_params.py"
+  "r2d2_ros/serving/worker.py|test/serving/test_worker.py"
+  "r2d2_ros/serving/reloader.py|test/serving/test_reloader.py"
+  "r2d2_ros/serving/frame_set.py|test/serving/test_frame_set.py"
+  "r2d2_ros/tracking/front_end.py|test/tracking/test_front_end.py"
+  "r2d2_ros/tracking/tracks.py|test/tracking/test_front_end.py test/tracking/test_tracking.py test/evaluation/test_tracks.py"
 )
 
 work=$repo/.mutation/work
