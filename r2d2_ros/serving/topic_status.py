@@ -39,7 +39,8 @@ class TopicStatus:
         self._clock = clock
         self._lock = threading.Lock()
         self._count = 0
-        self._updates: deque[tuple[float, int]] = deque([(clock(), 0)], maxlen=window)
+        # window + 1 samples span ``window`` updates, as diagnostic_updater's window_size does.
+        self._updates: deque[tuple[float, int]] = deque([(clock(), 0)], maxlen=window + 1)
         self._delays: list[float] = []
         self._zero_seen = False
         self._late = self._early = self._zero = 0

@@ -52,6 +52,7 @@ def test_image_size_follows_rep_104(binning: tuple[int, int], roi: RegionOfInter
     ((1, 7), ROI, "binning 1x7 does not divide the 320x240 ROI"),
     ((0, 0), RegionOfInterest(x_offset=400, y_offset=50, width=320, height=240), "lies outside"),
     ((0, 0), RegionOfInterest(x_offset=10, y_offset=0, width=0, height=0), "ROI 640x480 at \\(10, 0\\) lies outside"),
+    ((0, 0), RegionOfInterest(x_offset=0, y_offset=300, width=320, height=240), "lies outside"),  # rows only
 ])
 def test_an_invalid_size_is_a_value_error(binning: tuple[int, int], roi: RegionOfInterest | None,
                                           reason: str) -> None:
@@ -185,6 +186,18 @@ def test_the_history_forgets_the_oldest() -> None:
 def test_a_history_keeps_one_or_more() -> None:
     with pytest.raises(ValueError):
         CameraInfoHistory(size=0)
+    history = CameraInfoHistory(size=1)
+    history.add(_info(stamp=1))
+    history.add(_info(stamp=2))
+    assert len(history) == 1 and history.for_frame(5, 640, 480).header.stamp.sec == 0
+
+
+def test_a_fitted_camera_info_is_independent_of_the_one_received() -> None:
+    received = _info(binning=(2, 2), stamp=3 * SECOND)
+    fitted = fit_to_image(received, 320, 240)
+    fitted.header.stamp.sec = 99  # the node restamps what it republishes
+    fitted.header.frame_id = "other"
+    assert received.header.stamp.sec == 3 and received.header.frame_id == "camera_optical"
 
 
 def test_adding_and_reading_from_two_threads() -> None:
