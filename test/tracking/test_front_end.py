@@ -92,3 +92,31 @@ def test_an_equal_stamp_is_not_a_jump_back_and_tracking_off_forgets() -> None:
     assert front_end.process(_features(), None, True, CONFIG, 5).restart == ""
     assert front_end.process(_features(), None, False, CONFIG, 6).tracks is None
     assert front_end.process(_features(), None, True, CONFIG, 7).restart == "", "a first frame is not a restart"
+
+
+@pytest.mark.parametrize("camera", [None, _camera()], ids=["raw", "rectified"])
+def test_without_tracking_the_features_are_published_as_rectified_as_asked(camera: CameraModel | None) -> None:
+    front_end = TrackingFrontEnd()
+    result = front_end.process(_features(), camera, False, CONFIG, 1)
+    assert result.rectified == (camera is not None) and result.tracks is None
+    assert result.restart == "" and result.kept is None and front_end.trails() == []
+
+
+@pytest.mark.parametrize("camera", [None, _camera()], ids=["raw", "rectified"])
+def test_max_points_keeps_a_subset_and_says_which(camera: CameraModel | None) -> None:
+    front_end = TrackingFrontEnd()
+    every = front_end.process(_features(), camera, True, CONFIG, 1)
+    assert every.kept is None and len(every.features) == 60
+    limited = TrackerConfig(max_descriptor_distance=0.6, max_points=20)
+    subset = TrackingFrontEnd().process(_features(), camera, True, limited, 1)
+    assert subset.kept is not None and len(subset.kept) == len(subset.features) == 20
+    assert subset.rectified == (camera is not None)
+    assert len(subset.tracks.ids) == 20
+
+
+def test_trails_follow_the_tracked_points() -> None:
+    front_end = TrackingFrontEnd()
+    front_end.process(_features(), None, True, CONFIG, 1)
+    front_end.process(_features(), None, True, CONFIG, 2)
+    trails = front_end.trails()
+    assert len(trails) == 60 and all(trail.shape == (2, 2) for trail in trails)
