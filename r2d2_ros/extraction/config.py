@@ -32,6 +32,9 @@ class ExtractionConfig:
     # Sub-pixel positions (a parabola through each repeatability peak) mapped pixel centre to pixel
     # centre; off: the original's whole level pixels, c * (input size / level size).
     subpixel: bool = False
+    # On CUDA, replay the pyramid of an input size seen before from a captured CUDA graph (one launch
+    # instead of dozens; same results): see r2d2_ros.extraction.captured. Ignored on the CPU.
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         for name in ("scale_f", "min_scale", "max_scale", "reliability_threshold", "repeatability_threshold"):
@@ -53,8 +56,9 @@ class ExtractionConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
-        if not isinstance(self.subpixel, bool):
-            raise ValueError(f"subpixel must be true or false, got {self.subpixel!r}")
+        for name in ("subpixel", "cuda_graphs"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.precision not in PRECISION_CHOICES:
             raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}")
 
