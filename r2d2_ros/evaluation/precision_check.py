@@ -110,7 +110,9 @@ def compare_precision(network: R2D2Net | NetworkRunner, images: Sequence[np.ndar
         found, matches = kept_detections(reference.keypoints, reduced.keypoints, tolerance_px)
         detections, kept = detections + len(reference), kept + len(found)
         extra += len(reduced) - len(matches.unique())
-        cosines.append((reference.descriptors[found].double() * reduced.descriptors[matches].double()).sum(dim=1))
+        # Normalised again: a unit vector rounded to fp16 or bf16 is a unit only to ~1e-3.
+        cosines.append(torch.nn.functional.cosine_similarity(reference.descriptors[found].double(),
+                                                             reduced.descriptors[matches].double(), dim=1))
     cosine = torch.cat(cosines)
     return PrecisionAgreement(precision, str(runner.device), len(images), detections, kept, extra,
                               cosine.mean().item() if len(cosine) else 1.0, cosine.min().item() if len(cosine) else 1.0)
