@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -33,8 +33,10 @@ class ExtractionConfig:
     # centre; off: the original's whole level pixels, c * (input size / level size).
     subpixel: bool = False
     # On CUDA, replay the pyramid of an input size seen before from a captured CUDA graph (one launch
-    # instead of dozens; same results): see r2d2_ros.extraction.captured. Ignored on the CPU.
-    cuda_graphs: bool = False
+    # instead of dozens; same results): see r2d2_ros.extraction.captured. Ignored on the CPU. It changes
+    # how the features are computed, not which, so it stays out of repr, which names the evaluation's
+    # feature caches: toggling it reuses them, and the caches made before it existed stay valid.
+    cuda_graphs: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("scale_f", "min_scale", "max_scale", "reliability_threshold", "repeatability_threshold"):

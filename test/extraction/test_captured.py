@@ -6,12 +6,15 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 import torch
 
 from r2d2_ros.cli.common import add_extraction_arguments, extraction_config
+from r2d2_ros.cli.extract import _bag_settings
+from r2d2_ros.evaluation.methods import R2D2Method
 from r2d2_ros.extraction import ExtractionConfig, TorchRunner, extract_multiscale, extract_multiscale_batch, captured
 from r2d2_ros.extraction.captured import GraphCache, PyramidGraphs, pyramid_graphs
 from r2d2_ros.extraction.timing import StageTimer
@@ -201,3 +204,14 @@ def test_the_option_is_a_validated_setting_and_a_cli_flag() -> None:
     add_extraction_arguments(parser)
     assert extraction_config(parser.parse_args(["--cuda-graphs"])).cuda_graphs
     assert not extraction_config(parser.parse_args([])).cuda_graphs
+
+
+def test_the_option_does_not_split_feature_caches_or_bags(random_checkpoint: Path, tmp_path: Path) -> None:
+    """It changes how features are computed, not which: evaluation caches and resumed bags ignore it."""
+    on = CONFIG.replace(cuda_graphs=True)
+    cpu = torch.device("cpu")
+    assert R2D2Method(random_checkpoint, on, cpu).key == R2D2Method(random_checkpoint, CONFIG, cpu).key
+    args = argparse.Namespace(bag=tmp_path, descriptor_encoding="float32")
+    assert _bag_settings(args, "/cam/image_raw", on, random_checkpoint) == _bag_settings(
+        args, "/cam/image_raw", CONFIG, random_checkpoint)
+    assert "cuda_graphs" not in _bag_settings(args, "/cam/image_raw", on, random_checkpoint)["extraction"]
