@@ -3,12 +3,18 @@
 * ``torch``: eager PyTorch (:class:`~r2d2_ros.extraction.TorchRunner`), any precision.
 * ``onnxruntime``: the exported graph (:mod:`r2d2_ros.export`) in ONNX Runtime, with the CPU, CUDA
   or TensorRT execution provider. TensorRT builds an engine for the GPU on first use, which takes
-  minutes on a Jetson, and keeps it in an engine cache folder so that later starts load it.
+  minutes on a Jetson, and keeps it in an engine cache folder so that later starts load it. ONNX
+  Runtime does not notice when the model's weights, the TensorRT version or the GPU change, so each
+  engine lives in a subfolder named by all it was built for (:func:`tensorrt_engine_key`): any
+  change builds a new engine instead of loading a stale one.
 
 Either way the pyramid, NMS and top-k are the extraction's own, on the same device.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +28,9 @@ from .extraction.runner import NetworkRunner, TorchRunner
 from .model.nets import R2D2Net
 
 __all__ = ["BACKENDS", "PROVIDER_CHOICES", "DEFAULT_ENGINE_CACHE", "Backend", "BackendError", "OnnxRuntimeRunner",
-           "choose_provider", "make_runner", "tensorrt_profile"]
+           "choose_provider", "make_runner", "tensorrt_engine_key", "tensorrt_profile", "tensorrt_version"]
+
+log = logging.getLogger("r2d2_ros")
 
 BACKENDS = ("torch", "onnxruntime")
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -101,7 +109,8 @@ class OnnxRuntimeRunner:
         provider: cpu, cuda or tensorrt (see :func:`choose_provider`).
         precision: what the session computes: fp32, or fp16 on a GPU. TensorRT is given an fp32
             graph and picks fp16 kernels itself; the CUDA provider runs the graph's own precision.
-        engine_cache: TensorRT's engine cache folder (created when missing).
+        engine_cache: TensorRT's engine cache folder (created when missing); each engine goes into a
+            subfolder named by :func:`tensorrt_engine_key`.
         max_side: the longest pyramid level TensorRT's engine must accept (``max_size``).
         max_batch: the most images per run TensorRT's engine must accept (synchronised cameras).
     """
@@ -115,7 +124,8 @@ class OnnxRuntimeRunner:
         options.intra_op_num_threads = torch.get_num_threads()  # as many as PyTorch, for a like-for-like CPU
         providers: list[tuple[str, dict[str, str]]] = []
         if provider == "tensorrt":
-            providers.append((_PROVIDERS["tensorrt"], self._tensorrt_options(engine_cache, max_side, max_batch)))
+            graph = onnx_model if isinstance(onnx_model, bytes) else Path(onnx_model).read_bytes()
+            providers.append((_PROVIDERS["tensorrt"], self._tensorrt_options(graph, engine_cache, max_side, max_batch)))
         if provider != "cpu":  # the CUDA provider also runs what TensorRT does not take
             # fp32 means fp32: TF32 convolutions (the default) move the maps by 1e-3.
             cuda_options = {**self._stream_options(), "use_tf32": str(int(precision != "fp32"))}
@@ -136,11 +146,22 @@ class OnnxRuntimeRunner:
         return {"device_id": str(self.device.index or 0), "has_user_compute_stream": "1",
                 "user_compute_stream": str(stream)}
 
-    def _tensorrt_options(self, engine_cache: Path, max_side: int, max_batch: int) -> dict[str, str]:
-        engine_cache.mkdir(parents=True, exist_ok=True)
+    def _tensorrt_options(self, onnx_model: bytes, engine_cache: Path, max_side: int,
+                          max_batch: int) -> dict[str, str]:
+        """TensorRT's options, its engine in the subfolder of ``engine_cache`` that this model, profile,
+        precision, TensorRT and GPU own (logged: loaded, or built now)."""
+        key = tensorrt_engine_key(onnx_model, max_side, max_batch, self._precision, tensorrt_version(),
+                                  _gpu_name(self.device))
+        folder = engine_cache / key
+        if any(folder.glob("*.engine")):
+            log.info("TensorRT engine %s: loading it from %s", key, folder)
+        else:
+            log.info("TensorRT engine %s is not in the cache (a new model, size range, batch, precision, TensorRT "
+                     "or GPU): building it into %s, minutes on a Jetson", key, folder)
+        folder.mkdir(parents=True, exist_ok=True)
         return {**self._stream_options(), "trt_fp16_enable": str(self._precision == "fp16"),
-                "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(engine_cache),
-                "trt_timing_cache_enable": "True", "trt_timing_cache_path": str(engine_cache),
+                "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(folder),
+                "trt_timing_cache_enable": "True", "trt_timing_cache_path": str(folder),
                 **tensorrt_profile(max_side, max_batch)}
 
     def precision(self, requested: str) -> str:
@@ -181,6 +202,45 @@ def tensorrt_profile(max_side: int, max_batch: int = 1) -> dict[str, str]:
     return {"trt_profile_min_shapes": shape(1, _MIN_SIDE, _MIN_SIDE),
             "trt_profile_opt_shapes": shape(max_batch, *_OPT_SHAPE),
             "trt_profile_max_shapes": shape(max_batch, max_side, max_side)}
+
+
+def tensorrt_version() -> str:
+    """The version of the TensorRT Python package (pip's, or JetPack's python3-libnvinfer), or "unknown".
+
+    ONNX Runtime loads the same libnvinfer where both are installed as their instructions say.
+    """
+    try:
+        import tensorrt
+    except ImportError:
+        return "unknown"
+    return str(tensorrt.__version__)
+
+
+def _gpu_name(device: torch.device) -> str:
+    """The GPU's name and compute capability: a TensorRT engine runs only on the GPU model that built it."""
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"{torch.cuda.get_device_name(device)} sm_{major}{minor}"
+
+
+def tensorrt_engine_key(onnx_model: bytes, max_side: int, max_batch: int, precision: str, tensorrt: str,
+                        gpu: str) -> str:
+    """The engine cache subfolder of an engine: readable settings, then a digest of everything it depends on.
+
+    Args:
+        onnx_model: the serialised graph (its weights and structure; the export is deterministic).
+        max_side, max_batch: the input profile (:func:`tensorrt_profile`).
+        precision: fp32 or fp16.
+        tensorrt: TensorRT's version (:func:`tensorrt_version`).
+        gpu: the GPU's model and compute capability.
+
+    Returns:
+        e.g. ``fp16-1024px-b2-trt10.3.0-3f2a9c41d07be6a5``.
+    """
+    built_for = {"model_sha256": hashlib.sha256(onnx_model).hexdigest(),
+                 "profile": tensorrt_profile(max_side, max_batch), "precision": precision, "tensorrt": tensorrt,
+                 "gpu": gpu}
+    digest = hashlib.sha256(json.dumps(built_for, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{precision}-{max_side}px-b{max_batch}-trt{tensorrt}-{digest}"
 
 
 def make_runner(model: R2D2Net, backend: str = "torch", precision: str = "auto", provider: str = "auto",

@@ -57,6 +57,9 @@ def add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
                        help="sub-pixel keypoint positions (default: off, the original's whole level pixels)")
     group.add_argument("--precision", choices=PRECISION_CHOICES, default=defaults.precision,
                        help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32 (default: auto)")
+    group.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=defaults.cuda_graphs,
+                       help="on CUDA with backend torch: replay the pyramid of an image size seen before from a "
+                            "captured CUDA graph, same results (default: off)")
 
 
 def extraction_config(args: argparse.Namespace) -> ExtractionConfig:

@@ -163,9 +163,12 @@ def _keypoints_topic(image_topic: str) -> str:
 def _bag_settings(args: argparse.Namespace, bag: Path, topic: str, config: ExtractionConfig,
                   checkpoint: Path) -> dict[str, Any]:
     """What the feature bag's metadata records, and what a resumed run must match."""
+    # cuda_graphs changes how the features are computed, not which: a bag may be resumed with it
+    # toggled, and bags written before it existed resume as before.
+    extraction = {name: value for name, value in asdict(config).items() if name != "cuda_graphs"}
     return {"input": {"bag": str(bag.resolve()), "topic": topic},
             "model": {"name": checkpoint.stem, "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest()},
-            "extraction": asdict(config), "descriptor_encoding": args.descriptor_encoding}
+            "extraction": extraction, "descriptor_encoding": args.descriptor_encoding}
 
 
 def extract_bag(bag: Path, output: Path, args: argparse.Namespace, runner: NetworkRunner, config: ExtractionConfig,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -32,6 +32,11 @@ class ExtractionConfig:
     # Sub-pixel positions (a parabola through each repeatability peak) mapped pixel centre to pixel
     # centre; off: the original's whole level pixels, c * (input size / level size).
     subpixel: bool = False
+    # On CUDA, replay the pyramid of an input size seen before from a captured CUDA graph (one launch
+    # instead of dozens; same results): see r2d2_ros.extraction.captured. Ignored on the CPU. It changes
+    # how the features are computed, not which, so it stays out of repr, which names the evaluation's
+    # feature caches: toggling it reuses them, and the caches made before it existed stay valid.
+    cuda_graphs: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("scale_f", "min_scale", "max_scale", "reliability_threshold", "repeatability_threshold"):
@@ -53,8 +58,9 @@ class ExtractionConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
-        if not isinstance(self.subpixel, bool):
-            raise ValueError(f"subpixel must be true or false, got {self.subpixel!r}")
+        for name in ("subpixel", "cuda_graphs"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.precision not in PRECISION_CHOICES:
             raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}")
 

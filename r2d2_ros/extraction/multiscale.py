@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from ..features import DenseMaps, Features
 from ..model.nets import R2D2Net, normalize_descriptors
 from ..utils import check_shape
+from .captured import PyramidGraphs, pyramid_graphs
 from .config import PRECISIONS, ExtractionConfig
 from .nms import nms_mask, top_k_indices
 from .runner import NetworkRunner, as_runner
@@ -216,16 +218,28 @@ def _take_rows(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return torch.stack([values[b].index_select(0, rows[b]) for b in range(rows.shape[0])])
 
 
-def _extract_batch(runner: NetworkRunner, batch: torch.Tensor, config: ExtractionConfig, precision: str,
-                   return_maps: bool, timer: StageTimer | None) -> list[Features]:
-    """:func:`extract_multiscale_batch` of a (B, 3, H, W) batch of images of one size."""
+class _BestKeypoints(NamedTuple):
+    """Each image's best ``top_k`` candidates over the whole pyramid, on the device, best first.
+
+    Every shape follows from the batch's shape and the config, never from the data: padding
+    non-detections score -inf and sort last. That is what lets the whole pyramid up to here run as
+    one captured CUDA graph (see :mod:`~r2d2_ros.extraction.captured`).
+    """
+
+    keypoints: torch.Tensor  # (B, k, 3) x, y in input pixels, scale
+    descriptors: torch.Tensor  # (B, k, D) unit, in the network's precision
+    scores: torch.Tensor  # (B, k), -inf for padding
+    reliability: torch.Tensor  # (B, 1, h, w) of the largest used level
+    repeatability: torch.Tensor  # (B, 1, h, w) of the largest used level
+
+
+def _best_keypoints(runner: NetworkRunner, batch: torch.Tensor, config: ExtractionConfig, precision: str,
+                    timer: StageTimer | None) -> _BestKeypoints:
+    """The pyramid, network, NMS and top-k of a (B, 3, H, W) batch with at least one used level; no host wait."""
     height, width = batch.shape[-2:]
     image_size = (int(width), int(height))
     candidates = [_detect_level(runner, level_images, level, image_size, config, precision, timer)
                   for level, level_images in pyramid_images(batch, config, timer)]
-    if not candidates:
-        empty = torch.zeros(0, device=runner.device)
-        return [Features(empty.view(0, 3), empty.view(0, runner.dim), empty, image_size) for _ in range(len(batch))]
     with _stage(timer, "top-k"):
         all_scores = torch.cat([found.scores for found in candidates], dim=1)
         best = top_k_indices(all_scores, config.top_k)
@@ -233,14 +247,42 @@ def _extract_batch(runner: NetworkRunner, batch: torch.Tensor, config: Extractio
         keypoints = _take_rows(torch.cat([found.keypoints for found in candidates], dim=1), best)
         raw_descriptors = _take_rows(torch.cat([found.raw_descriptors for found in candidates], dim=1), best)
         descriptors = normalize_descriptors(raw_descriptors.float(), dim=-1).to(PRECISIONS[precision])
+    return _BestKeypoints(keypoints, descriptors, scores, candidates[0].reliability, candidates[0].repeatability)
+
+
+def _split_detections(best: _BestKeypoints, image_size: tuple[int, int], return_maps: bool,
+                      timer: StageTimer | None) -> list[Features]:
+    """Each image's features: its detections among ``best``, padding cut off."""
+    with _stage(timer, "top-k"):
         # The batch's one wait for the device: the number of detections among each image's best
         # (sorted, so the -inf padding comes last).
-        counts = torch.isfinite(scores).sum(dim=1).tolist()
+        counts = torch.isfinite(best.scores).sum(dim=1).tolist()
     features = []
     for b, count in enumerate(counts):
-        maps = DenseMaps(candidates[0].reliability[b, 0], candidates[0].repeatability[b, 0]) if return_maps else None
-        features.append(Features(keypoints[b, :count], descriptors[b, :count], scores[b, :count], image_size, maps))
+        maps = DenseMaps(best.reliability[b, 0], best.repeatability[b, 0]) if return_maps else None
+        features.append(Features(best.keypoints[b, :count], best.descriptors[b, :count], best.scores[b, :count],
+                                 image_size, maps))
     return features
+
+
+def _extract_batch(runner: NetworkRunner, batch: torch.Tensor, config: ExtractionConfig, precision: str,
+                   graphs: PyramidGraphs | None, return_maps: bool, timer: StageTimer | None) -> list[Features]:
+    """:func:`extract_multiscale_batch` of a (B, 3, H, W) batch of images of one size.
+
+    Args:
+        graphs: the captured pyramids of this network when ``config.cuda_graphs`` asks for them.
+    """
+    height, width = batch.shape[-2:]
+    image_size = (int(width), int(height))
+    if not pyramid_levels(height, width, config):  # its last level is always a used one
+        empty = torch.zeros(0, device=runner.device)
+        return [Features(empty.view(0, 3), empty.view(0, runner.dim), empty, image_size) for _ in range(len(batch))]
+
+    def best_of(images: torch.Tensor, stage_timer: StageTimer | None) -> _BestKeypoints:
+        return _best_keypoints(runner, images, config, precision, stage_timer)
+
+    best = best_of(batch, timer) if graphs is None else graphs.run(runner, batch, (config, precision), best_of, timer)
+    return _split_detections(best, image_size, return_maps, timer)
 
 
 @torch.inference_mode()
@@ -270,10 +312,12 @@ def extract_multiscale_batch(
     by_size: dict[tuple[int, ...], list[int]] = {}
     for index, tensor in enumerate(tensors):
         by_size.setdefault(tuple(tensor.shape[-2:]), []).append(index)
+    graphs = pyramid_graphs(model) if config.cuda_graphs else None
     features: list[Features | None] = [None] * len(tensors)
     for indices in by_size.values():
         batch = torch.cat([tensors[i] for i in indices]) if len(indices) > 1 else tensors[indices[0]]
-        for index, found in zip(indices, _extract_batch(runner, batch, config, precision, return_maps, timer)):
+        for index, found in zip(indices, _extract_batch(runner, batch, config, precision, graphs, return_maps,
+                                                        timer)):
             features[index] = found
     return features  # type: ignore[return-value]  # every index was filled by its size's batch
 
@@ -293,9 +337,12 @@ def extract_multiscale(
         model: an R2D2 network in eval mode (ideally from ``prepare_for_inference``), run in
             PyTorch, or a :class:`~r2d2_ros.extraction.runner.NetworkRunner` of another backend.
         image: see :func:`image_to_tensor`; a (1, 3, H, W) float tensor is taken as already normalised.
-        config: pyramid, thresholds, top-k and precision (``auto`` is resolved by the runner).
+        config: pyramid, thresholds, top-k and precision (``auto`` is resolved by the runner); with
+            ``cuda_graphs``, the pyramid of a recurring input size is replayed from a CUDA graph
+            (:mod:`~r2d2_ros.extraction.captured`), with the same results.
         return_maps: also return the reliability and repeatability maps of the largest used level.
-        timer: accumulates the time of each stage (upload, resize, network, nms, top-k); benchmarks only.
+        timer: accumulates the time of each stage (upload, resize, network, nms, top-k; a replayed
+            pyramid is one stage, captured pyramid); benchmarks only.
 
     Returns:
         Features on the model's device, at most ``config.top_k``, best first; keypoint x, y are in

@@ -92,6 +92,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("repeatability_threshold", _EXTRACTION.repeatability_threshold, "minimum repeatability", 0.0, 1.0),
     ParamSpec("subpixel", _EXTRACTION.subpixel, "sub-pixel keypoint positions (parabola through the repeatability "
               "peak, pixel centres mapped exactly); false = the original's whole level pixels"),
+    ParamSpec("cuda_graphs", _EXTRACTION.cuda_graphs, "on CUDA with backend torch: replay the pyramid of an image "
+              "size seen before (from its second frame) from a captured CUDA graph, same detections; ignored on the "
+              "CPU and with onnxruntime"),
     ParamSpec("descriptor_encoding", "float32", "descriptor encoding in Keypoints messages",
               choices=tuple(DESCRIPTOR_ENCODINGS)),
     ParamSpec("heatmap_colormap", "turbo", "colour map of the heatmap images", choices=HEATMAP_COLORMAPS),
