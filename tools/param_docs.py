@@ -32,8 +32,8 @@ NODE_PAGE = REPO / "docs" / "node.md"
 README = REPO / "README.md"
 PARAMS_FILE = REPO / "config" / "r2d2.yaml"
 COMMENT_WIDTH = 110
-# rcl's YAML parser cannot read an empty list, so an empty list default is written as a comment
-# showing an example value instead.
+# rcl's YAML parser cannot read an empty list, so a parameter whose value is one is written as a
+# comment, with an example value where one is given here.
 EMPTY_LIST_EXAMPLES = {"cameras": "[left, right]"}
 # The parameters a newcomer sets first, in the README's short table.
 KEY_PARAMETERS = ("model", "device", "precision", "backend", "top_k", "max_size", "subpixel", "descriptor_encoding",
@@ -120,8 +120,9 @@ def params_file_text(preset: Preset | None = None) -> str:
     for parameter in PARAMETERS:
         value = overrides.get(parameter.name, parameter.default)
         lines += _yaml_comment(parameter)
-        if value == [] and parameter.name in EMPTY_LIST_EXAMPLES:
-            lines.append(f"    # {parameter.name}: {EMPTY_LIST_EXAMPLES[parameter.name]}   (empty by default: left out)")
+        if value == []:
+            example = EMPTY_LIST_EXAMPLES.get(parameter.name, "[]")
+            lines.append(f"    # {parameter.name}: {example}   (empty by default: left out)")
             continue
         mark = f"  # preset (default {yaml_value(parameter.default)})" if parameter.name in overrides else ""
         lines.append(f"    {parameter.name}: {yaml_value(value)}{mark}")
