@@ -53,8 +53,8 @@ class Preset:
 PRESETS: tuple[Preset, ...] = (
     Preset("cpu", "a robot without a GPU (measured on 2 CPU cores)", {
         # Two pyramid levels per octave instead of four: 1.7x the frame rate on KITTI, tracks about as
-        # long and as consistent. top_k stays 5000: tracking chooses from that many candidates, and
-        # 2000 made EuRoC's tracks less than half as long.
+        # long and as consistent. top_k stays 5000: tracking chooses from that many candidates, and with
+        # 2000 EuRoC's tracks were less than half as long (default pyramid).
         "scale_f": 2**0.5,
         "subpixel": True,  # sub-pixel positions: lower relative-pose errors for visual odometry
     }),
