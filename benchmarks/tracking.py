@@ -1,13 +1,15 @@
 """What tracking adds to a frame: matching + verification time against the extraction time.
 
     python benchmarks/tracking.py [--sequence ../shared/data/sequences/kitti_seq1_left] [--top-k 2000]
-        [--model M] [--device cpu] [--repeats 5] [--max-points N] [--guided-radius R]
+        [--model M] [--device cpu] [--repeats 5] [--max-points N] [--guided-radius R] [--params config/r2d2_cpu.yaml]
 
 Extracts two consecutive frames with the node's extraction, then times the tracker's frame-to-frame
 step (mutual nearest neighbours on the device + fundamental-matrix LO-RANSAC) on them. With
 --max-points (the node's track_max_points), it also times a tracker that keeps N of the --top-k
 detections: its two updates (the first one keeps the best N, the second matches and chooses). With
 --guided-radius (the node's track_guided_radius), it also times matching with the guided search.
+With --params, the extraction runs with a node parameters file's settings (a preset) instead of the
+default pyramid; --top-k, when given, still replaces its top_k.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from r2d2_ros.sequences import load_sequence
 from r2d2_ros.tracking import FeatureTracker, TrackerConfig
 from r2d2_ros.weights import default_model_path
 
+from node_params import describe, extraction_config_of
+
 
 def _median_ms(run, repeats: int, device: torch.device) -> float:
     times = []
@@ -42,17 +46,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sequence", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared/data/sequences/kitti_seq1_left")
-    parser.add_argument("--top-k", type=int, default=2000)
+    parser.add_argument("--top-k", type=int, help="keypoints per frame (default: 2000, or top_k of --params)")
     parser.add_argument("--model", type=Path, default=default_model_path())
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-points", type=int, default=0, help="also time keeping N tracked points (0: no)")
     parser.add_argument("--guided-radius", type=float, default=0.0,
                         help="also time matching with guided search within R px (0: no)")
+    parser.add_argument("--params", type=Path, help="node parameters file whose extraction settings to use")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     model = prepare_for_inference(load_model(args.model, device))
-    config = ExtractionConfig(top_k=args.top_k)
+    config = extraction_config_of(args.params) if args.params else ExtractionConfig(top_k=2000)
+    if args.top_k is not None:
+        config = config.replace(top_k=args.top_k)
     frames = [read_rgb(path) for path in load_sequence(args.sequence).frames[:2]]
     extract_multiscale(model, frames[0], config)  # warm-up
     features = [extract_multiscale(model, frame, config) for frame in frames]
@@ -61,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     matches = tracker.match(*features)
     tracking_ms = _median_ms(lambda: tracker.match(*features), args.repeats * 4, device)
     height, width = frames[0].shape[:2]
-    print(f"{args.model.name}, {width}x{height}, default pyramid, {len(features[0])} and {len(features[1])} keypoints, "
-          f"{device}, {torch.get_num_threads()} threads; {len(matches)} verified matches\n")
+    keypoints_per_s = len(features[1]) / (extraction_ms / 1000)
+    print(f"{args.model.name}, {width}x{height}, {describe(config)}; {len(features[0])} and {len(features[1])} "
+          f"keypoints ({keypoints_per_s:.0f} keypoints/s), {device}, {torch.get_num_threads()} threads; "
+          f"{len(matches)} verified matches\n")
     print("| step | median ms | share of the frame |\n|---|---|---|")
     print(f"| extraction | {extraction_ms:.1f} | 100% |")
     print(f"| matching + verification | {tracking_ms:.1f} | {100 * tracking_ms / extraction_ms:.1f}% |")

@@ -2,12 +2,26 @@
 r2d2_launch_overrides.py)."""
 from __future__ import annotations
 
+from pathlib import Path
+
+from launch import LaunchContext
 from launch.actions import EmitEvent, LogInfo, RegisterEventHandler
 from launch.event_handlers import OnProcessExit
 from launch.events import matches_action
 from launch.events.process import ShutdownProcess
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from r2d2_launch_overrides import EXIT_CONFIGURATION_ERROR, respawn_after
+from launch_ros.substitutions import FindPackageShare
+from r2d2_launch_overrides import EXIT_CONFIGURATION_ERROR, preset_file, respawn_after
+
+
+def params_file(context: LaunchContext) -> str:
+    """The ``params_file`` argument when given, else the file of the ``preset`` argument."""
+    given = LaunchConfiguration("params_file").perform(context).strip()
+    if given:
+        return given
+    share = FindPackageShare("r2d2_ros").perform(context)
+    return str(Path(share) / "config" / preset_file(LaunchConfiguration("preset").perform(context)))
 
 
 def no_respawn_after_configuration_error(node: Node) -> RegisterEventHandler:

@@ -13,6 +13,18 @@ OVERRIDABLE = ("model", "device")
 EXIT_CONFIGURATION_ERROR = 78
 
 
+# Parameter presets in config/: the defaults, a robot without a GPU, a robot with one (docs/node.md, Presets).
+PRESETS = ("default", "cpu", "gpu")
+
+
+def preset_file(preset: str) -> str:
+    """The parameters file of a preset, in the package's config folder."""
+    name = preset.strip().lower()
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    return "r2d2.yaml" if name == "default" else f"r2d2_{name}.yaml"
+
+
 def respawn_after(returncode: int) -> bool:
     """Whether a node that exited with ``returncode`` is worth restarting."""
     return returncode != EXIT_CONFIGURATION_ERROR

@@ -24,12 +24,11 @@ from pathlib import Path
 
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helper beside this file
-from r2d2_launch_actions import no_respawn_after_configuration_error  # noqa: E402
+from r2d2_launch_actions import no_respawn_after_configuration_error, params_file  # noqa: E402
 from r2d2_launch_overrides import (OVERRIDABLE, camera_names, given_overrides, image_remappings,  # noqa: E402
                                    output_remappings, rig_namespace)
 
@@ -52,26 +51,27 @@ def _camera_nodes(context: LaunchContext) -> list:
                       for pair in image_remappings(camera, suffix, f"{camera}/") + output_remappings(camera)]
         namespace = LaunchConfiguration("namespace").perform(context) or rig_namespace(cameras)
         return _with_respawn_rule([Node(namespace=namespace, remappings=remappings,
-                                        parameters=[LaunchConfiguration("params_file"), overrides, synchronisation],
+                                        parameters=[params_file(context), overrides, synchronisation],
                                         **common)])
     prefix = LaunchConfiguration("namespace").perform(context).strip("/")
     return _with_respawn_rule([
         Node(namespace=f"{prefix}/{camera}" if prefix else camera, remappings=image_remappings(camera, suffix),
-             parameters=[LaunchConfiguration("params_file"), overrides], **common)
+             parameters=[params_file(context), overrides], **common)
         for camera in cameras
     ])
 
 
 def generate_launch_description() -> LaunchDescription:
-    share = FindPackageShare("r2d2_ros")
     return LaunchDescription([
         DeclareLaunchArgument("cameras", default_value="front,rear", description="comma-separated camera namespaces"),
         DeclareLaunchArgument("image_suffix", default_value="image_raw", description="image topic in each namespace"),
         DeclareLaunchArgument("namespace", default_value="",
                               description="synchronised: the node's namespace (empty = the cameras' names joined); "
                                           "independent: a prefix of each camera's namespace"),
-        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "r2d2.yaml"]),
-                              description="YAML parameters shared by every node"),
+        DeclareLaunchArgument("preset", default_value="default",
+                              description="parameters for the hardware: default, cpu (no GPU) or gpu; see docs/node.md"),
+        DeclareLaunchArgument("params_file", default_value="",
+                              description="YAML parameters shared by every node; empty = the preset's file"),
         DeclareLaunchArgument("model", default_value="", description="checkpoint path; empty = as in params_file"),
         DeclareLaunchArgument("device", default_value="",
                               description="auto, cpu, cuda or cuda:N; empty = as in params_file"),

@@ -43,7 +43,13 @@ from ..serving.topic_status import TopicStatus
 from ..serving.worker import InferenceWorker
 from ..tracking import TrackIdSequence
 
-__all__ = ["R2D2Server", "StartupError", "camera_topic"]
+__all__ = ["INPUT_TOPICS", "OUTPUT_TOPICS", "R2D2Server", "StartupError", "camera_topic"]
+
+# Each camera's topics (under its namespace with several cameras). The inputs beside the image and every
+# output under ``keypoints`` are resolved after remapping, so that they move with one remap.
+INPUT_TOPICS = ("image", "image/compressed", "camera_info")
+OUTPUT_TOPICS = ("keypoints", "keypoints/camera_info", "keypoints/image", "keypoints/heatmap/repeatability",
+                 "keypoints/heatmap/reliability")
 
 # Frames of one camera that may wait for their partners (a third of a second at 30 Hz).
 _SYNC_QUEUE_SIZE = 10
@@ -256,18 +262,21 @@ class R2D2Server:
         node, qos = self.node, QoSProfile(depth=5)
         overrides = QoSOverridingOptions.with_default_policies()
         # Resolved once (remapping applied), so that everything under it moves with one remap.
-        base = node.resolve_topic_name(camera_topic(name, "keypoints"))
-        image_topic = node.resolve_topic_name(camera_topic(name, "image"))
+        base = node.resolve_topic_name(camera_topic(name, OUTPUT_TOPICS[0]))
+        image_topic = node.resolve_topic_name(camera_topic(name, INPUT_TOPICS[0]))
 
         def publisher(message_type: type, topic: str) -> Any:
-            return node.create_publisher(message_type, topic, qos, qos_overriding_options=overrides)
+            """A publisher of ``topic`` (one of OUTPUT_TOPICS) under the resolved ``keypoints``."""
+            return node.create_publisher(message_type, base + topic[len(OUTPUT_TOPICS[0]):], qos,
+                                         qos_overriding_options=overrides)
 
+        keypoints, camera_info, overlay, repeatability, reliability = OUTPUT_TOPICS
         return _Outputs(
-            keypoints=publisher(Keypoints, base),
-            camera_info=publisher(CameraInfo, f"{base}/camera_info"),
-            overlay=publisher(Image, f"{base}/image"),
-            repeatability=publisher(Image, f"{base}/heatmap/repeatability"),
-            reliability=publisher(Image, f"{base}/heatmap/reliability"),
+            keypoints=publisher(Keypoints, keypoints),
+            camera_info=publisher(CameraInfo, camera_info),
+            overlay=publisher(Image, overlay),
+            repeatability=publisher(Image, repeatability),
+            reliability=publisher(Image, reliability),
             keypoints_status=TopicStatus(),
             input_status=TopicStatus(stamp_delay_s=None),
             keypoints_topic=base,

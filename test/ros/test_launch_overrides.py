@@ -77,3 +77,14 @@ def test_a_configuration_error_is_not_respawned_and_its_code_is_the_nodes() -> N
     assert helper.EXIT_CONFIGURATION_ERROR == EXIT_CONFIGURATION_ERROR
     assert not helper.respawn_after(EXIT_CONFIGURATION_ERROR)
     assert helper.respawn_after(1) and helper.respawn_after(-9)
+
+
+@pytest.mark.parametrize(("preset", "file"), [("default", "r2d2.yaml"), ("cpu", "r2d2_cpu.yaml"), (" GPU ", "r2d2_gpu.yaml")])
+def test_a_preset_names_a_parameters_file_that_exists(preset: str, file: str) -> None:
+    assert _helper().preset_file(preset) == file
+    assert (LAUNCH.parent / "config" / file).is_file()
+
+
+def test_an_unknown_preset_is_refused() -> None:
+    with pytest.raises(ValueError, match="default, cpu, gpu"):
+        _helper().preset_file("jetson")
