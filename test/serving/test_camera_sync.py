@@ -189,3 +189,58 @@ def test_bad_settings_are_refused(cameras: list[str], tolerance: int, queue: int
 def test_an_unknown_camera_is_a_key_error() -> None:
     with pytest.raises(KeyError):
         StampSynchronizer(["left", "right"]).add("middle", 0, "m")
+
+
+def test_a_result_without_news_says_nothing_restarted() -> None:
+    result = StampSynchronizer(["left", "right"]).add("left", 0, "left@0")
+    assert result.matched is None and result.unpaired == [] and result.restarted is False
+
+
+def test_a_jump_back_of_exactly_one_second_is_late_and_one_more_nanosecond_restarts() -> None:
+    sync: StampSynchronizer[str] = StampSynchronizer(["left", "right"])
+    _feed(sync, [("left", 2000), ("right", 2000)])
+    late = sync.add("left", 1000 * MS, "left@1000")
+    assert late.unpaired == ["left@1000"] and not late.restarted
+    restart = sync.add("right", 1000 * MS - 1, "right@999.999999")
+    assert restart.restarted
+
+
+def test_a_full_queue_gives_up_its_oldest_frame() -> None:
+    sync: StampSynchronizer[str] = StampSynchronizer(["left", "right"], queue_size=2)
+    sets, unpaired = _feed(sync, [("left", 0), ("left", 33), ("left", 66)])
+    assert unpaired == ["left@0"]
+    sets, _ = _feed(sync, [("right", 33)])
+    assert sets == [{"left": "left@33", "right": "right@33"}]
+
+
+def test_a_frame_no_newer_than_an_emitted_one_is_unpaired_at_once() -> None:
+    sync: StampSynchronizer[str] = StampSynchronizer(["left", "right"])
+    _feed(sync, [("left", 33), ("right", 33)])
+    assert sync.add("left", 33 * MS, "left@33 again").unpaired == ["left@33 again"], "a duplicate stamp"
+    assert sync.add("right", 20 * MS, "right@20").unpaired == ["right@20"], "older than the emitted set"
+
+
+def test_an_out_of_order_frame_does_not_pull_its_camera_s_stream_back() -> None:
+    """The newest stamp of a camera is its maximum: a frame of 50 after one of 100 leaves the stream at 100,
+    so the other camera's frame of 70 is passed over at once."""
+    sync: StampSynchronizer[str] = StampSynchronizer(["left", "right"], tolerance_ns=5 * MS)
+    _, unpaired = _feed(sync, [("left", 100), ("left", 50), ("right", 70)])
+    assert unpaired == ["left@50", "right@70"]
+
+
+def test_three_loops_pair_every_set_whose_frames_both_arrive() -> None:
+    """Each loop's last right frame arrives after the next loop's first left frame (a straggler): every
+    other set of every loop pairs, also after the second loop point."""
+    sync: StampSynchronizer[str] = StampSynchronizer(["left", "right"])
+    sets, unpaired, held = [], [], None
+    for loop in range(3):
+        frames = [(camera, stamp) for stamp in range(0, 3000, 100) for camera in ("left", "right")]
+        for index, (camera, stamp) in enumerate(frames[:-1]):
+            result = sync.add(camera, stamp * MS, f"{camera}@{loop}:{stamp}")
+            sets += [result.matched] if result.matched else []
+            unpaired += result.unpaired
+            if index == 0 and held is not None:
+                unpaired += sync.add("right", 2900 * MS, held).unpaired
+        held = f"right@{loop}:2900"
+    assert len(sets) == 3 * 29
+    assert unpaired == ["left@0:2900", "right@0:2900", "left@1:2900", "right@1:2900"]

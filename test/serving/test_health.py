@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from r2d2_ros.serving.health import FAILING_STREAK, Level, assess_health, worker_hang
+from r2d2_ros.serving.health import FAILING_STREAK, Health, Level, assess_health, worker_hang
 from r2d2_ros.conversions.image_codec import ImageDecodeError
 from r2d2_ros.serving.stats import FrameDropped, NodeStats, frame_stage
 
@@ -161,3 +161,61 @@ class TestCameraSilence:
         stats.tracks_restarted(2)
         stats.tracks_restarted()
         assert stats.snapshot().tracks_restarted == 3
+
+
+class TestMessages:
+    """The exact sentences: operators read them in rqt_robot_monitor, and tests over DDS match them."""
+
+    def test_every_error_at_once_in_order(self, clock: FakeClock) -> None:
+        stats = NodeStats(["", "rear"], window_s=5.0, clock=clock)
+        for _ in range(FAILING_STREAK):
+            stats.set_dropped("decode", stats.set_received())
+        stats.set_received()
+        clock.now += 12.0
+        health = assess_health(stats.snapshot(), 10.0, "RuntimeError: boom", 2.0, 11.0)
+        assert health == Health(Level.ERROR,
+                                "inference worker stopped (RuntimeError: boom); every frame fails: the last 3 were "
+                                "dropped (decode); stale: input unanswered for 12.0 s (timeout 10 s); no input from "
+                                "image 12.0 s, rear 12.0 s (silence_error 11 s); 0.0 Hz out of 0.0 Hz in")
+
+    def test_every_warning_at_once_in_order(self, clock: FakeClock) -> None:
+        stats = NodeStats(["left", "right"], window_s=5.0, clock=clock)
+        clock.now += 3.0
+        stats.camera_frame("left")
+        stats.set_dropped("size", stats.set_received())
+        stats.set_dropped("encoding", stats.set_received())
+        stats.set_published(stats.set_received())
+        stats.frame_unpaired()
+        health = assess_health(stats.snapshot(), 30.0, None, 2.5, 0.0, ("a note",))
+        assert health == Health(Level.WARN, "a note; dropped recently (encoding 1, size 1, unpaired frames 1); "
+                                            "no input from right 3.0 s (silence_warn 2.5 s); 0.2 Hz out of 0.6 Hz in")
+
+    def test_levels_are_diagnostic_msgs_levels(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticStatus
+
+        assert [bytes([level]) for level in (Level.OK, Level.WARN, Level.ERROR)] == [
+            DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR]
+
+
+class TestLimits:
+    def test_two_failures_in_a_row_are_a_warning_three_an_error(self, stats: NodeStats) -> None:
+        for _ in range(FAILING_STREAK - 1):
+            stats.set_dropped("decode", stats.set_received())
+        assert _health(stats).level == Level.WARN
+        stats.set_dropped("decode", stats.set_received())
+        assert FAILING_STREAK == 3 and _health(stats).level == Level.ERROR
+
+    def test_a_one_second_hang_timeout_counts(self) -> None:
+        assert worker_hang(100.0, now=101.5, timeout_s=1.0) is not None
+        assert worker_hang(100.0, now=101.0, timeout_s=1.0) is None, "exactly the timeout is not yet a hang"
+
+    def test_limits_are_exclusive_and_short_silences_count(self, clock: FakeClock) -> None:
+        stats = NodeStats([""], clock=clock)
+        clock.now += 0.5
+        assert assess_health(stats.snapshot(), 30.0, None, 0.5, 0.0).level == Level.OK, "exactly the limit"
+        clock.now += 0.1
+        health = assess_health(stats.snapshot(), 30.0, None, 0.5, 0.0)
+        assert health.level == Level.WARN and "no input from image 0.6 s" in health.message
+        stats.set_received()
+        clock.now += 2.0
+        assert assess_health(stats.snapshot(), 2.0, None).level == Level.OK, "unanswered exactly the stale timeout"
