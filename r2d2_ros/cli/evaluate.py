@@ -13,7 +13,9 @@ on a GPU): what a deployment's precision costs in accuracy, measured; cached apa
 --tracks tracks features frame to frame on each sequence with every R2D2 method, ORB and the classic
 KLT front end, all at --track-features points per frame: track lengths, the share of tracks
 consistent with the ground-truth motion and relative-pose errors (where the sequence has poses);
-adds its table to results.md and writes tracks_<sequence>.png.
+adds its table to results.md and writes tracks_<sequence>.png. --track-flow adds each R2D2 method
+tracked by optical flow (FlowTracker, rows <method>_flow): detections verify the flowed points and
+start new tracks.
 
 Methods: sift, rootsift, orb, akaze, "default" (the bundled model), or checkpoint paths
 (optionally name=path). Without --methods: the baselines, the bundled model and the official
@@ -26,7 +28,7 @@ import argparse
 import logging
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
@@ -40,7 +42,7 @@ from ..evaluation.hpatches import DatasetError, load_hpatches
 from ..evaluation.methods import BASELINES, Method, R2D2Method, make_method
 from ..evaluation.protocol import evaluate_hpatches, summarise
 from ..evaluation.report import markdown_table, plot_mma, tracks_table, write_json
-from ..evaluation.tracking import draw_last_frame, score_tracks, track_klt, track_method
+from ..evaluation.tracking import draw_last_frame, score_tracks, track_flow, track_klt, track_method
 from ..evaluation.vo import bag_features_for_sequence, evaluate_vo, score_vo
 from ..model import CheckpointError
 from ..sequences import Sequence, load_sequence
@@ -77,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="detections per frame that R2D2 and ORB tracking choose their --track-features points "
                              "from, tracked points first (the node's track_max_points); 0: their best "
                              "--track-features detections")
+    parser.add_argument("--track-flow", action="store_true",
+                        help="also track each R2D2 method's points by optical flow (the node's flow tracking mode), "
+                             "from the same --track-candidates and --track-features")
     parser.add_argument("--methods", nargs="+", help="default: " + ", ".join(BASELINES) + ", bundled and official R2D2")
     parser.add_argument("--output", type=Path, default=Path("outputs/eval"))
     parser.add_argument("--cache", type=Path, default=Path(".cache/features"))
@@ -143,14 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     if bag_features is not None:
         vo[args.vo_bag.name] = score_vo(vo_sequence, bag_features, args.pose_estimator)
     tracks = _evaluate_tracks(track_sequences, tracked_methods, args.track_features, tracker_config, cache,
-                              args.output, args.pose_estimator)
+                              args.output, args.pose_estimator, args.track_flow)
     settings = {"extraction": asdict(config), "methods": {m.name: m.key for m in methods},
                 "backend": {"name": args.backend, "execution_provider": args.execution_provider,
                             "engine_cache": str(args.engine_cache)},
                 "hpatches": str(args.hpatches) if args.hpatches else None, "vo": str(args.vo) if args.vo else None,
                 "vo_bag": str(args.vo_bag) if args.vo_bag else None,
                 "tracks": [str(path) for path in args.tracks or []], "track_features": args.track_features,
-                "track_candidates": args.track_candidates,
+                "track_candidates": args.track_candidates, "track_flow": args.track_flow,
                 "track_guided_radius": args.track_guided_radius, "pose_estimator": args.pose_estimator}
     write_json(args.output / "results.json",
                {"settings": settings, "hpatches": hpatches, "vo": vo, "tracks": tracks, "pairs": pairs})
@@ -165,12 +170,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate_tracks(sequences: list[Sequence], methods: list[Method], count: int, tracker_config: TrackerConfig,
-                     cache: FeatureCache, output: Path, estimator: Estimator) -> dict[str, dict[str, dict[str, float]]]:
-    """Scores of every tracked method and KLT on each sequence; draws each method's tracks on the last frame."""
+                     cache: FeatureCache, output: Path, estimator: Estimator, flow: bool = False
+                     ) -> dict[str, dict[str, dict[str, float]]]:
+    """Scores of every tracked method and KLT on each sequence (with ``flow``, each R2D2 method tracked by
+    optical flow too); draws each method's tracks on the last frame."""
     results: dict[str, dict[str, dict[str, float]]] = {}
+    flow_config = replace(tracker_config, mode="flow")
     for sequence in sequences:
         runs = {method.name: (lambda m=method: track_method(sequence, m, cache, config=tracker_config))
                 for method in methods}
+        if flow:
+            runs |= {f"{method.name}_flow": (lambda m=method: track_flow(sequence, m, cache, config=flow_config))
+                     for method in methods if isinstance(method, R2D2Method)}
         runs["klt"] = lambda: track_klt(sequence, count)
         pictures, results[sequence.name] = [], {}
         for name, run in tqdm(runs.items(), desc=f"tracks {sequence.name}", unit="method", disable=None):

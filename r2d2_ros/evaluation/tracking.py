@@ -18,15 +18,16 @@ import torch
 from ..features import Features
 from ..image_io import read_rgb
 from ..sequences import Sequence
-from ..tracking import (CameraModel, FeatureTracker, TrackBook, TrackerConfig, Tracks, epipolar_inliers,
+from ..tracking import (CameraModel, FeatureTracker, FlowTracker, TrackBook, TrackerConfig, Tracks, epipolar_inliers,
                         rectify_points, sampson_errors)
+from ..tracking.flow_tracker import flow_points
 from ..tracking.verification import Estimator
 from ..viz import draw_tracks
 from .cache import FeatureCache
 from .methods import Method
 from .vo import pose_errors_from_correspondences
 
-__all__ = ["TrackedFrame", "track_method", "track_klt", "score_tracks", "draw_last_frame"]
+__all__ = ["TrackedFrame", "track_method", "track_flow", "track_klt", "score_tracks", "draw_last_frame"]
 
 # Sampson error below which a tracked step agrees with the ground-truth motion (the issue's 1 px).
 CONSISTENT_PX = 1.0
@@ -72,6 +73,21 @@ def track_method(sequence: Sequence, method: Method, cache: FeatureCache, progre
     return frames
 
 
+def track_flow(sequence: Sequence, method: Method, cache: FeatureCache, progress: Callable[[], None] = lambda: None,
+               config: TrackerConfig = TrackerConfig(mode="flow")) -> list[TrackedFrame]:
+    """Tracks a method's features with :class:`FlowTracker`: flow on the raw images, verification on
+    rectified pixels."""
+    camera = _camera(sequence)
+    tracker = FlowTracker(config)
+    frames = []
+    for path in sequence.frames:
+        points, tracks = tracker.update(cache.features(method, path), _grey(path), camera)
+        raw = points.keypoints[:, :2].numpy()
+        frames.append(TrackedFrame(raw, rectify_points(raw, camera), tracks, tracker.book.trails()))
+        progress()
+    return frames
+
+
 def _grey(path) -> np.ndarray:
     return cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2GRAY)
 
@@ -83,18 +99,12 @@ def track_klt(sequence: Sequence, count: int, progress: Callable[[], None] = lam
     book = TrackBook()
     frames: list[TrackedFrame] = []
     previous_image, previous_points = None, np.zeros((0, 2), np.float32)
-    lk = {"winSize": (21, 21), "maxLevel": 3,
-          "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)}
     for path in sequence.frames:
         image = _grey(path)
         kept, matches = np.zeros((0, 2), np.float32), np.zeros((0, 2), np.int64)
         if previous_image is not None and len(previous_points):
-            forward, status, _ = cv2.calcOpticalFlowPyrLK(previous_image, image, previous_points, None, **lk)
-            backward, back_status, _ = cv2.calcOpticalFlowPyrLK(image, previous_image, forward, None, **lk)
-            good = (status.ravel() == 1) & (back_status.ravel() == 1) & \
-                (np.linalg.norm(backward - previous_points, axis=1) < 0.5)
-            inside = (forward >= 0).all(axis=1) & (forward[:, 0] < image.shape[1]) & (forward[:, 1] < image.shape[0])
-            candidates = np.flatnonzero(good & inside)
+            forward, followed = flow_points(previous_image, image, previous_points)
+            candidates = np.flatnonzero(followed)
             verified = epipolar_inliers(rectify_points(previous_points[candidates], camera),
                                         rectify_points(forward[candidates], camera), camera.rectified_matrix)
             previous_index = candidates[verified]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -31,7 +32,12 @@ from ..matching import mutual_nearest_neighbours
 from .tracks import TrackBook, TrackIdSequence, Tracks
 from .verification import epipolar_model, sampson_errors
 
-__all__ = ["TrackerConfig", "FeatureTracker"]
+__all__ = ["TrackerConfig", "FeatureTracker", "TrackingMode", "TRACKING_MODES"]
+
+# "descriptor": each frame's detections matched to the previous frame's (FeatureTracker); "flow": tracked
+# points carried by optical flow, detections only verify them and start new tracks (FlowTracker).
+TrackingMode = Literal["descriptor", "flow"]
+TRACKING_MODES: tuple[TrackingMode, ...] = ("descriptor", "flow")
 
 # Closest a new point may lie to a tracked one or to another new one: nearer, it is most likely the same
 # point re-detected (a track the matcher missed) or found again at another pyramid level (multi-scale
@@ -59,8 +65,12 @@ class TrackerConfig:
     # its verified neighbours' motion puts it, within this radius, on its epipolar line and within the
     # descriptor limit.
     guided_radius_px: float = 0.0
+    # Which tracker the front end runs; the guided search is the descriptor mode's only.
+    mode: TrackingMode = "descriptor"
 
     def __post_init__(self) -> None:
+        if self.mode not in TRACKING_MODES:
+            raise ValueError(f"mode must be one of {', '.join(TRACKING_MODES)}, got {self.mode!r}")
         if not 0 < self.max_descriptor_distance <= 2:
             raise ValueError(f"max_descriptor_distance must be in (0, 2], got {self.max_descriptor_distance}")
         if self.ransac_threshold_px <= 0 or self.trail_length < 2:

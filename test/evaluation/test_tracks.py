@@ -6,9 +6,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from r2d2_ros.evaluation.report import tracks_table
-from r2d2_ros.evaluation.tracking import TrackedFrame, score_tracks, track_klt
+from r2d2_ros.evaluation.tracking import TrackedFrame, score_tracks, track_flow, track_klt
+from r2d2_ros.features import Features
 from r2d2_ros.sequences import CameraCalibration, Sequence
 from r2d2_ros.tracking import TrackBook, sampson_errors
 
@@ -78,14 +80,19 @@ def test_survival_share_counts_the_points_still_tracked_five_frames_later(tmp_pa
     assert table.splitlines()[-1].startswith("| short | r2d2 |") and "| n/a |" in table.splitlines()[-1]
 
 
-def test_klt_keeps_ids_on_a_panning_camera(tmp_path: Path, textured_image: np.ndarray) -> None:
+def _pan(folder: Path, textured_image: np.ndarray) -> Sequence:
+    """Four views of a scene, each 3 px right of the one before."""
     scene = cv2.GaussianBlur(cv2.resize(textured_image, (480, 240)), (3, 3), 0)
     paths = []
     for index in range(4):
-        path = tmp_path / f"{index}.png"
-        cv2.imwrite(str(path), scene[:, 3 * index : 3 * index + 320])  # the view moves 3 px right per frame
+        path = folder / f"{index}.png"
+        cv2.imwrite(str(path), scene[:, 3 * index : 3 * index + 320])
         paths.append(path)
-    sequence = Sequence("pan", paths, None, CameraCalibration(320, 240, K, (0.0,) * 5))
+    return Sequence("pan", paths, None, CameraCalibration(320, 240, K, (0.0,) * 5))
+
+
+def test_klt_keeps_ids_on_a_panning_camera(tmp_path: Path, textured_image: np.ndarray) -> None:
+    sequence = _pan(tmp_path, textured_image)
     frames = track_klt(sequence, count=150)
     last = frames[-1]
     assert len(frames[0].raw) > 50
@@ -94,3 +101,26 @@ def test_klt_keeps_ids_on_a_panning_camera(tmp_path: Path, textured_image: np.nd
     first_position = {i: p for i, p in zip(frames[0].tracks.ids.tolist(), frames[0].raw)}
     moved = np.array([first_position[i] - p for i, p in zip(last.tracks.ids[survivors].tolist(), last.raw[survivors])])
     np.testing.assert_allclose(moved, np.broadcast_to([9.0, 0.0], moved.shape), atol=0.3)
+
+
+class _CornerCache:
+    """Stands in for the feature cache: each frame's Shi-Tomasi corners, all with one descriptor."""
+
+    def features(self, method: object, path: Path) -> Features:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        corners = cv2.goodFeaturesToTrack(image, 300, 0.01, 5).reshape(-1, 2)
+        keypoints = torch.from_numpy(np.column_stack([corners, np.full(len(corners), 8.0)]).astype(np.float32))
+        descriptors = torch.nn.functional.normalize(torch.ones(len(corners), 8), dim=1)
+        return Features(keypoints, descriptors, torch.linspace(1, 0.1, len(corners)), image.shape[::-1])
+
+
+def test_flow_tracking_keeps_ids_on_a_panning_camera(tmp_path: Path, textured_image: np.ndarray) -> None:
+    sequence = _pan(tmp_path, textured_image)
+    frames = track_flow(sequence, None, _CornerCache())  # type: ignore[arg-type]
+    last = frames[-1]
+    survivors = last.tracks.lengths == 4
+    assert len(frames[0].raw) > 50 and survivors.sum() >= 0.5 * len(frames[0].raw)
+    first_position = {i: p for i, p in zip(frames[0].tracks.ids.tolist(), frames[0].raw)}
+    moved = np.array([first_position[i] - p for i, p in zip(last.tracks.ids[survivors].tolist(), last.raw[survivors])])
+    np.testing.assert_allclose(moved, np.broadcast_to([9.0, 0.0], moved.shape), atol=0.3)
+    np.testing.assert_allclose(last.rectified, last.raw, atol=1e-3)  # no distortion: the same pixels

@@ -1,0 +1,205 @@
+"""Flow-assisted R2D2 tracking: tracked points carried by pyramidal Lucas-Kanade flow, detections verify them.
+
+The descriptor tracker (:class:`~r2d2_ros.tracking.FeatureTracker`) keeps a point only while R2D2
+detects it again within about a pixel, frame after frame; on KITTI 85-88% survive a step, about half
+five steps. Classic visual-odometry front ends instead carry each tracked point to the next frame by
+optical flow, which follows a point whether or not a detector finds it again. This tracker does that,
+and uses R2D2 where flow is blind:
+
+* a flowed point must come back to where it started when flowed backwards (forward-backward check);
+* the nearest detection of the new frame within :data:`VERIFY_RADIUS_PX` of a flowed point must carry
+  a descriptor like the track's. R2D2's descriptors of detections a few pixels apart are nearly the
+  same, so a dissimilar one there means the patch changed (occlusion, a flow that slid onto another
+  object) and the track ends. A flowed point with no detection that near goes on unconfirmed: the
+  detector often misses a point flow follows well (the far field on KITTI);
+* the flowed points must agree with one rigid motion (LO-RANSAC on the epipolar geometry, as the
+  descriptor tracker verifies).
+
+The features carry no dense descriptor map (``Features.maps`` holds heatmaps only), so a flowed
+point cannot be described where it landed; the nearest detection's descriptor stands in for it. A
+confirmed point takes that detection's descriptor, scale and score (its appearance as now seen); an
+unconfirmed one keeps its track's. The position is always the flow's: sub-pixel and relative to the
+previous frame, where a re-detection is off by the detector's jitter.
+
+New tracks start at the best detections farther than :data:`NEW_POINT_SPACING_PX` from the tracked
+points and from each other. Flow works on the image, so keypoints and image are in raw pixels; with a
+camera model the verification runs on rectified pixels with the essential matrix.
+Re-identifying a lost track a few frames later by its descriptor is not done here.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from ..features import Features
+from .rectification import CameraModel, rectify_points
+from .tracker import NEW_POINT_SPACING_PX, TrackerConfig, _pixel_distances, _spaced_in_order
+from .tracks import TrackBook, TrackIdSequence, Tracks
+from .verification import epipolar_model
+
+__all__ = ["FlowTracker", "flow_points", "LK_PARAMETERS", "FORWARD_BACKWARD_PX", "VERIFY_RADIUS_PX"]
+
+# Pyramidal Lucas-Kanade as VINS-style front ends run it: a 21 px window over 4 levels follows motions
+# of tens of pixels (KITTI's road near the car moves 20-40 px a frame).
+LK_PARAMETERS = {"winSize": (21, 21), "maxLevel": 3,
+                 "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)}
+# Largest distance between a point and where its forward-then-backward flow returns: beyond it the
+# flow is ambiguous (an edge, repeated texture) or lost (occlusion).
+FORWARD_BACKWARD_PX = 0.5
+# Radius around a flowed point within which the nearest detection must describe the same point. About
+# the detector's spread around one point (a few pixels between pyramid levels), less than the spacing
+# of two tracks, so the nearest detection is this point's if the detector found it.
+VERIFY_RADIUS_PX = 2.0
+
+
+def flow_points(previous_image: np.ndarray, image: np.ndarray, points: np.ndarray,
+                forward_backward_px: float = FORWARD_BACKWARD_PX) -> tuple[np.ndarray, np.ndarray]:
+    """Points of ``previous_image`` followed into ``image`` by pyramidal Lucas-Kanade flow.
+
+    Args:
+        previous_image, image: grey (H, W) uint8 images of the same size.
+        points: (N, 2) x, y in ``previous_image``.
+        forward_backward_px: largest distance between a point and its flow there and back.
+
+    Returns:
+        (N, 2) float32 positions in ``image``, and (N,) bool: found both ways, back within
+        ``forward_backward_px`` and inside ``image``.
+    """
+    if len(points) == 0:
+        return np.zeros((0, 2), np.float32), np.zeros(0, bool)
+    start = np.ascontiguousarray(points, np.float32).reshape(-1, 1, 2)
+    forward, status, _ = cv2.calcOpticalFlowPyrLK(previous_image, image, start, None, **LK_PARAMETERS)
+    backward, back_status, _ = cv2.calcOpticalFlowPyrLK(image, previous_image, forward, None, **LK_PARAMETERS)
+    forward, backward, start = forward.reshape(-1, 2), backward.reshape(-1, 2), start.reshape(-1, 2)
+    height, width = image.shape[:2]
+    inside = (forward >= 0).all(axis=1) & (forward[:, 0] < width) & (forward[:, 1] < height)
+    returned = np.linalg.norm(backward - start, axis=1) <= forward_backward_px
+    return forward, (status.ravel() == 1) & (back_status.ravel() == 1) & returned & inside
+
+
+class FlowTracker:
+    """Gives each keypoint of a stream of frames a persistent track id, carrying tracked points by flow.
+
+    The counterpart of :class:`~r2d2_ros.tracking.FeatureTracker` (the same ``config``, ``book`` and
+    ``reset``), but a frame's points are not a subset of its detections: a tracked point lies where
+    the flow took it. So :meth:`update` takes the image and returns the frame's points as
+    :class:`Features`. From the config it uses ``max_descriptor_distance`` (the verification against
+    the nearest detection), ``ransac_threshold_px``, ``trail_length`` and ``max_points`` (0: every
+    detection away from the tracked points starts a track); ``guided_radius_px`` is the descriptor
+    mode's only.
+
+    Args:
+        ids: where new track ids come from (shared by the trackers of one node); default: its own.
+    """
+
+    def __init__(self, config: TrackerConfig = TrackerConfig(mode="flow"), ids: TrackIdSequence | None = None) -> None:
+        self.config = config
+        self.book = TrackBook(config.trail_length, ids)
+        self._previous: Features | None = None  # the points the last frame kept, raw pixels
+        self._previous_image: np.ndarray | None = None
+        self._previous_lengths = np.zeros(0, np.int32)
+
+    def reset(self) -> None:
+        """Starts over (e.g. the camera changed); ids are never reused."""
+        self.book.reset()
+        self._previous, self._previous_image = None, None
+        self._previous_lengths = np.zeros(0, np.int32)
+
+    def update(self, features: Features, image: np.ndarray, camera: CameraModel | None = None
+               ) -> tuple[Features, Tracks]:
+        """Tracks of a new frame.
+
+        Args:
+            features: the frame's detections in raw pixels, best first.
+            image: the frame, grey (H, W) uint8, the size ``features.image_size`` gives.
+            camera: the camera's model, to verify on rectified pixels with the essential matrix; None:
+                the fundamental matrix on raw pixels.
+
+        Returns:
+            The frame's points in raw pixels (the tracked ones at their flowed positions, in the order of
+            the previous frame, then the new ones, best first) and their tracks.
+
+        Raises:
+            ValueError: the image is not grey uint8 of the features' image size.
+        """
+        if image.dtype != np.uint8 or image.ndim != 2 or image.shape[::-1] != tuple(features.image_size):
+            raise ValueError(f"need a grey uint8 image of {features.image_size[0]}x{features.image_size[1]} "
+                             f"(width x height), got {image.dtype} {image.shape}")
+        detections = features.keypoints[:, :2].float().cpu().numpy()
+        tracked, positions, confirming = self._carry(features, detections, image, camera)
+        carried = self._previous.select(tracked) if self._previous is not None else features.select([])
+        keypoints = carried.keypoints.clone()
+        descriptors, scores = carried.descriptors.clone(), carried.scores.clone()
+        confirmed = np.flatnonzero(confirming >= 0)
+        keypoints[confirmed] = features.keypoints[confirming[confirmed]].to(keypoints.dtype)
+        descriptors[confirmed] = features.descriptors[confirming[confirmed]].to(descriptors.dtype)
+        scores[confirmed] = features.scores[confirming[confirmed]].to(scores.dtype)
+        keypoints[:, :2] = torch.from_numpy(positions).to(keypoints.device, keypoints.dtype)
+        new = self._new_points(detections, positions)
+        points = Features(torch.cat([keypoints, features.keypoints[new]]),
+                          torch.cat([descriptors, features.descriptors[new].to(descriptors.dtype)]),
+                          torch.cat([scores, features.scores[new].to(scores.dtype)]), features.image_size)
+        tracks = self.book.update(points.keypoints[:, :2].float().cpu().numpy(),
+                                  np.column_stack([tracked, np.arange(len(tracked))]))
+        self._previous, self._previous_image, self._previous_lengths = points, image, tracks.lengths
+        return points, tracks
+
+    def _carry(self, features: Features, detections: np.ndarray, image: np.ndarray, camera: CameraModel | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The previous points that go on: their indices (K,), flowed positions (K, 2) and the detection
+        that confirmed each (K,), -1 where none lay within :data:`VERIFY_RADIUS_PX`."""
+        nothing = np.zeros(0, np.int64), np.zeros((0, 2), np.float32), np.zeros(0, np.int64)
+        if self._previous is None or self._previous_image is None or len(self._previous) == 0:
+            return nothing
+        previous = self._previous.keypoints[:, :2].float().cpu().numpy()
+        positions, followed = flow_points(self._previous_image, image, previous)
+        tracked = np.flatnonzero(followed)
+        confirming = self._nearest_detection(positions[tracked], detections)
+        alike = self._alike(tracked, confirming, features)
+        tracked, confirming = tracked[alike], confirming[alike]
+        points1, points2 = previous[tracked], positions[tracked]
+        if camera is not None:
+            points1, points2 = rectify_points(points1, camera), rectify_points(points2, camera)
+        inliers, _ = epipolar_model(points1, points2, camera.rectified_matrix if camera is not None else None,
+                                    self.config.ransac_threshold_px)
+        tracked, confirming = tracked[inliers], confirming[inliers]
+        # Two tracks flowed onto one point would count it twice: the longer-lived one keeps it.
+        by_age = np.argsort(-self._previous_lengths[tracked], kind="stable")
+        distinct = np.sort(by_age[_spaced_in_order(positions[tracked[by_age]].tolist(), NEW_POINT_SPACING_PX,
+                                                   len(tracked))])
+        tracked, confirming = tracked[distinct], confirming[distinct]
+        return tracked, positions[tracked], confirming
+
+    @staticmethod
+    def _nearest_detection(points: np.ndarray, detections: np.ndarray) -> np.ndarray:
+        """Index of the detection nearest to each point within :data:`VERIFY_RADIUS_PX`, -1 where none, (K,)."""
+        if len(points) == 0 or len(detections) == 0:
+            return np.full(len(points), -1, np.int64)
+        distance = _pixel_distances(torch.from_numpy(points), torch.from_numpy(detections))
+        nearest = distance.min(dim=1)
+        return torch.where(nearest.values <= VERIFY_RADIUS_PX, nearest.indices, -1).numpy()
+
+    def _alike(self, tracked: np.ndarray, confirming: np.ndarray, features: Features) -> np.ndarray:
+        """(K,) bool: no detection near the flowed point, or the nearest one's descriptor is the track's."""
+        assert self._previous is not None
+        near = np.flatnonzero(confirming >= 0)
+        alike = np.ones(len(tracked), bool)
+        if len(near) == 0:
+            return alike
+        track_descriptors = self._previous.descriptors[torch.from_numpy(tracked[near])].float()
+        detection_descriptors = features.descriptors[torch.from_numpy(confirming[near])].float()
+        similarity = (track_descriptors.cpu() * detection_descriptors.cpu()).sum(dim=1)
+        # Unit descriptors: |a - b| = sqrt(2 - 2 a.b), as the descriptor tracker's limit is stated.
+        alike[near] = ((2 - 2 * similarity).clamp(min=0).sqrt() <= self.config.max_descriptor_distance).numpy()
+        return alike
+
+    def _new_points(self, detections: np.ndarray, tracked: np.ndarray) -> np.ndarray:
+        """Indices of the detections that start tracks, best first: each farther than NEW_POINT_SPACING_PX
+        from the tracked points and from the new ones before it, up to ``max_points`` points in all."""
+        others = np.arange(len(detections))
+        if len(tracked) and len(others):
+            distance = _pixel_distances(torch.from_numpy(detections), torch.from_numpy(tracked))
+            others = others[(distance.min(dim=1).values > NEW_POINT_SPACING_PX).numpy()]
+        limit = self.config.max_points - len(tracked) if self.config.max_points else len(others)
+        return others[_spaced_in_order(detections[others].tolist(), NEW_POINT_SPACING_PX, limit)]

@@ -1,0 +1,195 @@
+"""Flow-assisted tracking on a synthetic pan: a smooth random texture shifted by known sub-pixel amounts.
+
+The detections stand in for R2D2's: the texture's grid points with a descriptor per point, found with
+up to half a pixel of jitter (as a detector finds a point again), so the tracked positions can only be
+that precise if they come from the flow.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from r2d2_ros.features import Features
+from r2d2_ros.tracking import FeatureTracker, FlowTracker, TrackerConfig, TrackIdSequence
+from r2d2_ros.tracking.flow_tracker import flow_points
+
+WIDTH, HEIGHT = 320, 240
+MARGIN = 120  # texture around the first view, panned into
+SPACING = 12.0  # between the texture's grid points
+FLOW = TrackerConfig(mode="flow")
+
+
+def _texture(seed: int, size: tuple[int, int]) -> np.ndarray:
+    noise = np.random.default_rng(seed).uniform(0, 255, size).astype(np.float32)
+    return cv2.normalize(cv2.GaussianBlur(noise, (0, 0), 2.0), None, 0, 255, cv2.NORM_MINMAX)
+
+
+TEXTURE = _texture(0, (HEIGHT + 2 * MARGIN, WIDTH + 2 * MARGIN))
+# The scene's points, in the coordinates of the first view; their descriptors, one per point.
+SCENE = (np.stack(np.meshgrid(np.arange(-MARGIN + 10, WIDTH + MARGIN - 10, SPACING),
+                              np.arange(-MARGIN + 10, HEIGHT + MARGIN - 10, SPACING)), -1).reshape(-1, 2) + 0.3)
+DESCRIPTORS = torch.nn.functional.normalize(torch.randn(len(SCENE), 32, generator=torch.Generator().manual_seed(0)),
+                                            dim=1)
+
+
+def _view(shift: np.ndarray, texture: np.ndarray = TEXTURE) -> np.ndarray:
+    """The texture as seen after the camera panned: a scene point at p appears at p + shift."""
+    to_texture = np.float32([[1, 0, MARGIN - shift[0]], [0, 1, MARGIN - shift[1]]])
+    view = cv2.warpAffine(texture, to_texture, (WIDTH, HEIGHT), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
+    return view.round().clip(0, 255).astype(np.uint8)
+
+
+def _detections(shift: np.ndarray, seed: int, descriptors: torch.Tensor = DESCRIPTORS,
+                extra: np.ndarray = np.zeros((0, 2))) -> Features:
+    """The visible scene points (jittered by up to 0.5 px, in random order) and ``extra`` points, first."""
+    rng = np.random.default_rng(seed)
+    points = SCENE + shift + rng.uniform(-0.5, 0.5, SCENE.shape)
+    visible = np.flatnonzero((points >= 2).all(axis=1) & (points[:, 0] < WIDTH - 2) & (points[:, 1] < HEIGHT - 2))
+    visible = rng.permutation(visible)
+    points = np.vstack([extra, points[visible]])
+    descriptors = torch.cat([torch.nn.functional.normalize(torch.randn(len(extra), descriptors.shape[1]), dim=1),
+                             descriptors[visible]])
+    keypoints = torch.from_numpy(np.column_stack([points, np.full(len(points), 8.0)]).astype(np.float32))
+    return Features(keypoints, descriptors, torch.linspace(1, 0.1, len(points)), (WIDTH, HEIGHT))
+
+
+def _scene_index(points: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """The scene point nearest to each point of a view (by its true position)."""
+    return np.linalg.norm(points[:, None] - (SCENE + shift)[None], axis=2).argmin(axis=1)
+
+
+def _pan(tracker: FlowTracker, shifts: list[np.ndarray]) -> list[tuple[Features, np.ndarray]]:
+    """(points, ids) of each view."""
+    return [(points, tracks.ids) for points, tracks in
+            (tracker.update(_detections(shift, seed), _view(shift)) for seed, shift in enumerate(shifts))]
+
+
+PAN = [np.array([2.37 * k, -0.61 * k]) for k in range(6)]
+
+
+def test_flow_is_sub_pixel_and_checked_both_ways() -> None:
+    points = SCENE[(SCENE[:, 0] > 20) & (SCENE[:, 0] < 280) & (SCENE[:, 1] > 20) & (SCENE[:, 1] < 200)]
+    flowed, followed = flow_points(_view(PAN[0]), _view(PAN[1]), points)
+    assert followed.all()
+    assert np.abs(flowed - (points + PAN[1])).max() < 0.1
+    assert flow_points(_view(PAN[0]), _view(PAN[1]), np.zeros((0, 2)))[0].shape == (0, 2)
+
+
+def test_ids_persist_through_a_pan_at_the_flowed_positions() -> None:
+    views = _pan(FlowTracker(FLOW), PAN)
+    first_points, first_ids = views[0]
+    started_at = first_points.keypoints[:, :2].numpy().astype(np.float64)  # detected, so up to 0.5 px off the scene
+    for (points, ids), shift in zip(views[1:], PAN[1:]):
+        truth = started_at + shift
+        # Every first point still well inside the view is still on its track.
+        inside = (truth >= 25).all(axis=1) & (truth[:, 0] < WIDTH - 25) & (truth[:, 1] < HEIGHT - 25)
+        assert np.isin(first_ids[inside], ids).all()
+        # Within 0.2 px of where it started, panned, after five steps: the flow's positions, not those of
+        # the jittered detections (the first frame's ids ascend with its points). Nearer than half the
+        # flow's window to the image's edge, the flow sees less texture and errs more (up to 0.6 px here).
+        carried = np.isin(ids, first_ids)
+        positions, truth = points.keypoints[carried, :2].numpy(), truth[np.searchsorted(first_ids, ids[carried])]
+        clear = (truth >= 10).all(axis=1) & (truth[:, 0] < WIDTH - 10) & (truth[:, 1] < HEIGHT - 10)
+        assert clear.sum() > 300 and np.abs(positions[clear] - truth[clear]).max() < 0.2
+
+
+def test_a_point_that_leaves_the_image_ends_its_track() -> None:
+    tracker = FlowTracker(FLOW)
+    first = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+    shift = np.array([-30.4, 0.2])  # the left 30 px leave the view
+    points, tracks = tracker.update(_detections(shift, 1), _view(shift))
+    left = first[0].keypoints[:, 0].numpy() < 30
+    assert left.any() and not np.isin(first[1].ids[left], tracks.ids).any()
+    later, later_tracks = tracker.update(_detections(-shift, 2), _view(-shift))  # back: they start new tracks
+    assert not np.isin(first[1].ids[left], later_tracks.ids).any()
+    assert (points.keypoints[:, :2].numpy() >= 0).all()
+
+
+def _scene_point_near(shift: np.ndarray, x: float, y: float) -> int:
+    return int(np.linalg.norm(SCENE + shift - [x, y], axis=1).argmin())
+
+
+def test_a_changed_patch_is_dropped_by_the_flow_check() -> None:
+    tracker = FlowTracker(FLOW)
+    points, tracks = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+    occluded = _scene_point_near(PAN[0], 160, 120)
+    occluder = _texture(5, (41, 41)).round().astype(np.uint8)
+    image = _view(PAN[1])
+    x, y = np.rint(SCENE[occluded] + PAN[1]).astype(int)
+    image[y - 20:y + 21, x - 20:x + 21] = occluder  # something passes in front of the point
+    occluded_id = tracks.ids[_scene_index(points.keypoints[:, :2].numpy(), PAN[0]) == occluded]
+    _, after = tracker.update(_detections(PAN[1], 1), image)
+    assert len(occluded_id) == 1 and occluded_id[0] not in after.ids
+    assert np.isin(tracks.ids, after.ids).mean() > 0.8  # the rest goes on
+
+
+def test_a_point_whose_detection_looks_different_is_dropped_by_the_descriptor_check() -> None:
+    tracker = FlowTracker(FLOW)
+    points, tracks = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+    changed = _scene_point_near(PAN[0], 160, 120)
+    descriptors = DESCRIPTORS.clone()
+    descriptors[changed] = -descriptors[changed]  # the flow agrees, R2D2 sees another point
+    _, after = tracker.update(_detections(PAN[1], 1, descriptors), _view(PAN[1]))
+    changed_id = tracks.ids[_scene_index(points.keypoints[:, :2].numpy(), PAN[0]) == changed]
+    assert len(changed_id) == 1 and changed_id[0] not in after.ids
+    assert np.isin(tracks.ids, after.ids).mean() > 0.8
+
+
+def test_new_points_keep_away_from_tracked_ones_and_from_each_other() -> None:
+    tracker = FlowTracker(FLOW)
+    first, first_tracks = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+    tracked = first.keypoints[:, :2].numpy() + PAN[1]
+    # Ahead of the scene points, best first: one 3 px from a tracked point and two 3 px apart.
+    extra = np.array([tracked[0] + [3.0, 0], [151.0, 101.0], [151.0, 104.0]])
+    points, tracks = tracker.update(_detections(PAN[1], 1, extra=extra), _view(PAN[1]))
+    positions = points.keypoints[:, :2].numpy()
+    old, new = np.isin(tracks.ids, first_tracks.ids), ~np.isin(tracks.ids, first_tracks.ids)
+    assert new.any()
+    gaps = np.linalg.norm(positions[new][:, None] - positions[None], axis=2)
+    gaps[:, np.flatnonzero(new)] += np.eye(new.sum()) * 1e9  # a point and itself
+    assert gaps.min() > 4.0
+    assert (tracks.lengths[old] == 2).all() and (tracks.lengths[new] == 1).all()
+
+
+def test_max_points_keeps_the_tracked_points_then_the_best_new_ones() -> None:
+    tracker = FlowTracker(TrackerConfig(mode="flow", max_points=100))
+    first, first_tracks = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+    detections = _detections(PAN[1], 1)
+    points, tracks = tracker.update(detections, _view(PAN[1]))
+    assert len(first) == len(points) == 100
+    tracked = np.isin(tracks.ids, first_tracks.ids)
+    assert tracked.sum() >= 95 and tracked[:tracked.sum()].all()  # the tracked points first
+    # The new ones are the best detections away from the tracked points, in their order.
+    best = detections.keypoints[:, :2].numpy()
+    gap = np.linalg.norm(best[:, None] - points.keypoints[:, :2].numpy()[tracked][None], axis=2).min(axis=1)
+    expected = best[gap > 4.0][:100 - tracked.sum()]
+    assert np.array_equal(points.keypoints[~tracked, :2].numpy(), expected)
+
+
+def test_ids_are_never_shared_with_the_other_trackers_of_a_sequence() -> None:
+    ids = TrackIdSequence()
+    left, right, descriptor = FlowTracker(FLOW, ids), FlowTracker(FLOW, ids), FeatureTracker(TrackerConfig(), ids)
+    seen: list[set[int]] = [set(), set(), set()]
+    for seed, shift in enumerate(PAN[:3]):
+        seen[0].update(left.update(_detections(shift, seed), _view(shift))[1].ids.tolist())
+        seen[1].update(right.update(_detections(shift + 0.5, seed + 10), _view(shift + 0.5))[1].ids.tolist())
+        seen[2].update(descriptor.update(_detections(shift, seed + 20))[1].ids.tolist())
+    left.reset()
+    seen[0].update(left.update(_detections(PAN[0], 0), _view(PAN[0]))[1].ids.tolist())
+    assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
+
+
+def test_the_image_must_be_the_features_grey_frame() -> None:
+    tracker = FlowTracker(FLOW)
+    with pytest.raises(ValueError, match="grey uint8"):
+        tracker.update(_detections(PAN[0], 0), cv2.cvtColor(_view(PAN[0]), cv2.COLOR_GRAY2RGB))
+    with pytest.raises(ValueError, match="grey uint8"):
+        tracker.update(_detections(PAN[0], 0), _view(PAN[0])[:100])
+
+
+def test_the_tracking_mode_defaults_to_descriptors_and_is_checked() -> None:
+    assert TrackerConfig().mode == "descriptor"
+    with pytest.raises(ValueError, match="mode"):
+        TrackerConfig(mode="klt")  # type: ignore[arg-type]
