@@ -91,12 +91,17 @@ def run(make_node: Callable[[], Node], start: Callable[[Any], None] | None, args
         if node is not None:
             worker_finished = node.server.stop_worker(timeout)
         executor.shutdown(timeout_sec=max(0.0, deadline - time.monotonic()))
-        if node is not None:
+        if spinner.ident:
+            # Destroying the node under a thread still inside rclpy's wait aborts the process
+            # ("terminate called without an active exception").
+            spinner.join(max(0.1, deadline - time.monotonic()))
+            worker_finished &= not spinner.is_alive()
+        if node is not None and not spinner.is_alive():
             node.destroy_node()
         rclpy.try_shutdown()
     if not worker_finished:
-        # The worker is still inside torch: letting the interpreter finalise under a running
-        # native thread can crash at exit, so leave now, with the exit code already decided.
+        # The worker (or the executor) is still inside native code: letting the interpreter finalise
+        # under a running native thread can crash at exit, so leave now, with the exit code already decided.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -113,10 +113,11 @@ class FrameSetProcessor:
         with frame_stage("tracking_error"):
             tracker_config = TrackerConfig(values["track_max_distance"], values["track_ransac_px"],
                                            max_points=values["track_max_points"],
-                                           guided_radius_px=values["track_guided_radius"])
+                                           guided_radius_px=values["track_guided_radius"], mode=values["track_mode"])
             results = [camera.front_end.process(found, camera_model, values["tracking"], tracker_config,
-                                                stamp_ns(message.header.stamp))
-                       for camera, found, camera_model, message in zip(self.cameras, features, models, messages)]
+                                                stamp_ns(message.header.stamp), image)
+                       for camera, found, camera_model, message, image
+                       in zip(self.cameras, features, models, messages, images)]
         with frame_stage("message_error"):
             set_stamp = messages[0].header.stamp
             answers = []
@@ -125,7 +126,9 @@ class FrameSetProcessor:
                                                 DESCRIPTOR_ENCODINGS[values["descriptor_encoding"]], result.tracks,
                                                 result.rectified)
                 keypoints.set_stamp = set_stamp
-                published = found if result.kept is None else found.select(result.kept)  # in image pixels
+                # The published points in image pixels (for the overlay): flowed points, kept detections or all.
+                published = (result.image_features if result.image_features is not None
+                             else found if result.kept is None else found.select(result.kept))
                 answers.append(CameraAnswer(keypoints, _restamped(info, message.header) if info is not None else None,
                                             image, published, result, message.header))
         return answers

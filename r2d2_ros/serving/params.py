@@ -12,6 +12,7 @@ from typing import Any
 
 from ..backends import BACKENDS
 from ..extraction import PRECISION_CHOICES, ExtractionConfig
+from ..tracking.tracker import TRACKING_MODES
 from ..viz import COLORMAPS
 from ..conversions.keypoints_message import DESCRIPTOR_ENCODINGS
 
@@ -121,6 +122,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("use_compressed", False, "subscribe image/compressed (CompressedImage) instead of image",
               read_only=True),
     ParamSpec("tracking", False, "match each frame to the previous one and give keypoints persistent track ids"),
+    ParamSpec("track_mode", "descriptor", "how tracked points reach the next frame: descriptor (matched to the "
+              "frame's detections) or flow (carried by pyramidal optical flow, checked against a detection's "
+              "descriptor within 2 px and the epipolar geometry; new points from detections)",
+              choices=TRACKING_MODES),
     ParamSpec("track_max_distance", 1.0, "largest descriptor distance of a tracked match (unit descriptors: "
               "1.0 = cosine 0.5)", 0.05, 2.0),
     ParamSpec("track_ransac_px", 1.0, "largest Sampson distance (first-order distance to the epipolar "

@@ -85,7 +85,8 @@ class NodeProcess:
         raise AssertionError(f"node not ready after {timeout_s} s:\n{self.log()}")
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:  # still running; after stop() the file is complete
+            self._log.flush()
         return self.log_path.read_text()
 
     def rss_kib(self) -> int:

@@ -53,19 +53,22 @@ def _camera_info(stamp: int) -> CameraInfo:
     return info
 
 
-@pytest.mark.parametrize("guided_radius", [0.0, 8.0], ids=["mutual", "guided"])
-def test_track_ids_persist_over_a_panning_camera(client: Client, guided_radius: float) -> None:
+@pytest.mark.parametrize(("guided_radius", "mode"), [(0.0, "descriptor"), (8.0, "descriptor"), (0.0, "flow")],
+                         ids=["mutual", "guided", "flow"])
+def test_track_ids_persist_over_a_panning_camera(client: Client, guided_radius: float, mode: str) -> None:
     node_name = f"/{NAMESPACE}/r2d2_node"
-    assert client.set_parameters(f"{node_name}/set_parameters", track_guided_radius=guided_radius) == [(True, "")]
+    assert client.set_parameters(f"{node_name}/set_parameters", track_guided_radius=guided_radius,
+                                 track_mode=mode) == [(True, "")] * 2
     step = 3
     arrays = []
     try:
         for index, frame in enumerate(_panning_frames(4, step)):
-            keypoints = client.send(image_message("mono8", frame, stamp=(2000 if guided_radius else 1000) + index))
+            first_stamp = 3000 if mode == "flow" else 2000 if guided_radius else 1000
+            keypoints = client.send(image_message("mono8", frame, stamp=first_stamp + index))
             assert keypoints is not None
             arrays.append(message_to_arrays(keypoints))
     finally:
-        client.set_parameters(f"{node_name}/set_parameters", track_guided_radius=0.0)
+        client.set_parameters(f"{node_name}/set_parameters", track_guided_radius=0.0, track_mode="descriptor")
     assert (arrays[0]["track_lengths"] == 1).all() and len(np.unique(arrays[0]["track_ids"])) == len(arrays[0]["track_ids"])
     first_position = dict(zip(arrays[0]["track_ids"].tolist(), arrays[0]["keypoints"][:, :2]))
     last = arrays[-1]

@@ -120,3 +120,18 @@ def test_trails_follow_the_tracked_points() -> None:
     front_end.process(_features(), None, True, CONFIG, 2)
     trails = front_end.trails()
     assert len(trails) == 60 and all(trail.shape == (2, 2) for trail in trails)
+
+
+def test_flow_mode_needs_the_image_and_publishes_flowed_points_in_image_pixels() -> None:
+    flow = TrackerConfig(max_descriptor_distance=0.6, mode="flow")
+    front_end = TrackingFrontEnd()
+    with pytest.raises(ValueError, match="image"):
+        front_end.process(_features(), None, True, flow, 1)
+    image = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    first = front_end.process(_features(), _camera(), True, flow, 2, image)
+    assert first.image_features is not None and first.rectified and first.kept is None
+    assert len(first.image_features) == len(first.features) == len(first.tracks.ids)
+    second = front_end.process(_features(), _camera(), True, flow, 3, image)
+    assert second.restart == "" and (second.tracks.lengths >= 2).any()
+    switched = front_end.process(_features(), _camera(), True, CONFIG, 4)
+    assert switched.restart == "tracking settings changed" and switched.image_features is None
