@@ -244,3 +244,9 @@ def test_three_loops_pair_every_set_whose_frames_both_arrive() -> None:
         held = f"right@{loop}:2900"
     assert len(sets) == 3 * 29
     assert unpaired == ["left@0:2900", "right@0:2900", "left@1:2900", "right@1:2900"]
+
+
+def test_a_queue_of_one_frame_is_allowed() -> None:
+    sync: StampSynchronizer[str] = StampSynchronizer(["left", "right"], queue_size=1)
+    sets, unpaired = _feed(sync, [("left", 0), ("left", 33), ("right", 33)])
+    assert unpaired == ["left@0"] and sets == [{"left": "left@33", "right": "right@33"}]

@@ -219,3 +219,10 @@ class TestLimits:
         stats.set_received()
         clock.now += 2.0
         assert assess_health(stats.snapshot(), 2.0, None).level == Level.OK, "unanswered exactly the stale timeout"
+
+
+def test_two_silent_cameras_are_named_in_one_warning(clock: FakeClock) -> None:
+    stats = NodeStats(["left", "right"], clock=clock)
+    clock.now += 3.0
+    health = assess_health(stats.snapshot(), 30.0, None, 2.0, 0.0)
+    assert health.message == "no input from left 3.0 s, right 3.0 s (silence_warn 2 s); 0.0 Hz out of 0.0 Hz in"
