@@ -1,4 +1,5 @@
-"""Only r2d2_ros/ros imports rclpy, and reading the Keypoints message costs what a message package costs."""
+"""Only r2d2_ros/ros imports rclpy (statically here; test_build_and_install imports every other module with rclpy
+blocked), and reading the Keypoints message costs what a message package costs."""
 from __future__ import annotations
 
 import ast
@@ -32,16 +33,6 @@ def test_the_checker_sees_an_rclpy_import(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from rclpy.node import Node\n    return Node\n")
     assert "rclpy.node" in _imported_modules(sample)
-
-
-def test_the_library_runs_without_rclpy() -> None:
-    """The ROS-free part (serving, conversions, tracking, extraction) imports with rclpy made unimportable."""
-    code = ("import sys; sys.modules['rclpy'] = None\n"
-            "import r2d2_ros.serving.params, r2d2_ros.serving.inference, r2d2_ros.serving.health, "
-            "r2d2_ros.serving.camera_sync, r2d2_ros.conversions.image_codec, r2d2_ros.tracking, r2d2_ros.bags.images\n"
-            "from r2d2_ros import extract_multiscale\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
 
 
 def test_importing_the_message_does_not_import_torch_or_the_library() -> None:

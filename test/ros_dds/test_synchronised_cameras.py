@@ -133,7 +133,8 @@ def test_a_silent_camera_is_a_warning_then_an_error_with_per_camera_rates(rig: R
                               send_left_only)
     assert "silence_error 2 s" in status.message and "left" not in status.message.split(";")[0]
     assert float(value(status, "camera_rate_hz.left")) > float(value(status, "camera_rate_hz.right"))
-    assert float(value(status, "camera_silent_s.right")) > 2.0 > float(value(status, "camera_silent_s.left"))
+    # Shown to 0.1 s: an ERROR past 2 s may read 2.0.
+    assert float(value(status, "camera_silent_s.right")) >= 2.0 > float(value(status, "camera_silent_s.left"))
     pair = rig.send({camera: rig.frame(camera, SCENES[0], 61) for camera in CAMERAS})
     assert pair["right"].header.stamp.sec == 61
     left.wait_status(NODE, lambda s: "no input" not in s.message, 30)
