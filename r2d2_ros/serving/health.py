@@ -56,11 +56,12 @@ def _drop_summary(drops: dict[str, int]) -> str:
     return ", ".join(f"{reason} {count}" for reason, count in sorted(drops.items()))
 
 
-def _silent_cameras(silent_s: dict[str, float], limit_s: float) -> list[str]:
-    """Cameras silent for longer than ``limit_s`` (0 = never counts), as 'name 3.2 s' texts."""
+def _silence(silent_s: dict[str, float], limit_s: float, limit_name: str) -> list[str]:
+    """The sentence naming the cameras silent for longer than ``limit_s`` (0 = never counts), or []."""
     if limit_s <= 0:
         return []
-    return [f"{camera or 'image'} {seconds:.1f} s" for camera, seconds in sorted(silent_s.items()) if seconds > limit_s]
+    silent = [f"{camera or 'image'} {seconds:.1f} s" for camera, seconds in sorted(silent_s.items()) if seconds > limit_s]
+    return [f"no input from {', '.join(silent)} ({limit_name} {limit_s:g} s)"] if silent else []
 
 
 def assess_health(stats: StatsSnapshot, stale_timeout_s: float, worker_failure: str | None,
@@ -83,9 +84,7 @@ def assess_health(stats: StatsSnapshot, stale_timeout_s: float, worker_failure: 
         errors.append(f"every frame fails: the last {stats.failure_streak} were dropped ({stats.last_failure})")
     if stats.unanswered_s > stale_timeout_s:
         errors.append(f"stale: input unanswered for {stats.unanswered_s:.1f} s (timeout {stale_timeout_s:g} s)")
-    silent = _silent_cameras(stats.camera_silent_s, silence_error_s)
-    if silent:
-        errors.append(f"no input from {', '.join(silent)} (silence_error {silence_error_s:g} s)")
+    errors += _silence(stats.camera_silent_s, silence_error_s, "silence_error")
     if errors:
         return Health(Level.ERROR, f"{'; '.join(errors)}; {rates}")
     warnings = list(notes)
@@ -94,9 +93,7 @@ def assess_health(stats: StatsSnapshot, stale_timeout_s: float, worker_failure: 
         faults["unpaired frames"] = stats.recent_unpaired_frames
     if faults:
         warnings.append(f"dropped recently ({_drop_summary(faults)})")
-    silent = _silent_cameras(stats.camera_silent_s, silence_warn_s)
-    if silent:
-        warnings.append(f"no input from {', '.join(silent)} (silence_warn {silence_warn_s:g} s)")
+    warnings += _silence(stats.camera_silent_s, silence_warn_s, "silence_warn")
     if warnings:
         return Health(Level.WARN, f"{'; '.join(warnings)}; {rates}")
     return Health(Level.OK, rates)

@@ -18,19 +18,11 @@ from r2d2_ros.evaluation.methods import R2D2Method
 from r2d2_ros.extraction import ExtractionConfig, TorchRunner, extract_multiscale, extract_multiscale_batch, captured
 from r2d2_ros.extraction.captured import GraphCache, PyramidGraphs, pyramid_graphs
 from r2d2_ros.extraction.timing import StageTimer
-from r2d2_ros.model import prepare_for_inference
 from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
 
 from ..conftest import rectangles_image
 
-CONFIG = ExtractionConfig(precision="fp32", min_size=60, max_size=128, reliability_threshold=0.3,
-                          repeatability_threshold=0.3, top_k=100_000)
-
-
-@pytest.fixture(scope="module")
-def model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return prepare_for_inference(Quad_L2Net_ConfCFS().eval())
+from .test_batch import CONFIG, model  # noqa: F401 (the same small pyramid and random network)
 
 
 def test_on_the_cpu_cuda_graphs_run_eagerly_with_the_same_features(model: torch.nn.Module) -> None:

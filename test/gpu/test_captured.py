@@ -27,17 +27,6 @@ CAPTURED = FP32.replace(cuda_graphs=True)
 CUDA = torch.device("cuda")
 
 
-@pytest.fixture(autouse=True)
-def no_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
-    """fp32 comparisons need fp32 convolutions (cuDNN's default is TF32)."""
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(reference: Path) -> Path:
-    return reference / "models" / "r2d2_WASF_N16.pt"
-
-
 @pytest.fixture(scope="module")
 def cpu_model(checkpoint: Path) -> R2D2Net:
     """For the score maps that tell near-ties from errors."""

@@ -23,17 +23,6 @@ FP32 = ExtractionConfig(precision="fp32", min_size=0, top_k=100_000)
 CUDA = torch.device("cuda")
 
 
-@pytest.fixture(autouse=True)
-def no_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
-    """fp32 parity needs fp32 convolutions: PyTorch's cuDNN default is TF32 (maps move by 1e-3)."""
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(reference: Path) -> Path:
-    return reference / "models" / "r2d2_WASF_N16.pt"
-
-
 @pytest.fixture(scope="module")
 def image(reference: Path) -> np.ndarray:
     return cv2.resize(read_rgb(reference / "images" / "boat.png"), (256, 256), interpolation=cv2.INTER_AREA)
