@@ -151,6 +151,7 @@ class R2D2Server:
         self._outputs: list[_Outputs] = []
         self._subscriptions: list[Any] = []
         self._logged_restarts: set[tuple[str, str]] = set()
+        self._logged_stereo_skips: set[tuple[str, str]] = set()
         # Frames, and diagnostics, each in their own group: a parameter change or a lifecycle
         # transition (the default group) does not stall them. One group for frames also means one
         # frame callback at a time, which the synchroniser relies on.
@@ -425,6 +426,7 @@ class R2D2Server:
         for camera, outputs, answer in zip(processor.cameras, all_outputs, answers):
             outputs.keypoints_status.tick(stamp_ns(answer.header.stamp) * 1e-9, now_s)
             self._note_restart(camera, answer)
+            self._note_stereo_skip(camera, answer)
         for camera, outputs, answer in zip(processor.cameras, all_outputs, answers):
             self._publish_pictures(camera, outputs, answer, values)
 
@@ -438,6 +440,14 @@ class R2D2Server:
             self._logged_restarts.add((camera.name, restart))
             self.log.info(f"{camera.name or 'image'}: tracks start over: {restart} "
                           "(counted as tracks_restarted; logged once per cause)")
+
+    def _note_stereo_skip(self, camera: CameraState, answer: CameraAnswer) -> None:
+        """Logs once per (camera, cause) why stereo_ids could not pair a camera with the first."""
+        skipped = answer.stereo_skipped
+        if skipped and (camera.name, skipped) not in self._logged_stereo_skips:
+            self._logged_stereo_skips.add((camera.name, skipped))
+            self.log.warning(f"{camera.name}: stereo_ids skipped: {skipped} (its points keep their own ids; "
+                             "logged once per cause)")
 
     def _publish_pictures(self, camera: CameraState, outputs: _Outputs, answer: CameraAnswer,
                           values: dict[str, Any]) -> None:

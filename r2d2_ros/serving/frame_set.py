@@ -5,6 +5,9 @@ answered for every camera or for none: every stage that can fail runs for all ca
 message exists, and raises :class:`~.stats.FrameDropped` naming the stage. Every output of a
 camera carries the header of that camera's own image; the set's stamp (the first camera's) goes
 into each Keypoints message's ``set_stamp``, so that a consumer can pair a set exactly.
+
+With ``stereo_ids`` (2+ cameras, tracking), each further camera's points that are stereo partners of
+the first camera's take their ids (see :mod:`r2d2_ros.tracking.stereo`).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from ..extraction import ExtractionConfig, extract_multiscale_batch
 from ..features import Features
 from ..msg import Keypoints
 from ..tracking import CameraModel, FrontEndResult, TrackerConfig, TrackIdSequence, TrackingFrontEnd
+from ..tracking.stereo import StereoConfig, StereoView, ids_to_adopt, stereo_matches
 from ..viz import colorize_heatmap, draw_keypoints, draw_tracks
 from .camera_info import CameraInfoHistory, CameraInfoMismatch, MissingCameraInfo, stamp_ns
 from .inference import InferenceModel
@@ -36,6 +40,7 @@ class CameraState:
     name: str  # "" for the single camera on ``image``, else the namespace of its topics
     front_end: TrackingFrontEnd
     camera_infos: CameraInfoHistory = field(default_factory=CameraInfoHistory)
+    stereo_adopted: set[int] = field(default_factory=set)  # ids its tracks took from the first camera
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class CameraAnswer:
     features: Features  # the published keypoints in image pixels (for the overlay), with the maps when asked
     result: FrontEndResult
     header: Any  # the camera's own image header
+    stereo_skipped: str = ""  # why stereo ids were not searched for this camera ("" when they were or are off)
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,20 @@ def _restamped(info: Any, header: Any) -> CameraInfo:
     """A copy of a CameraInfo with another header (the image's, exactly as the keypoints carry it)."""
     fields = {name: getattr(info, name) for name in info.get_fields_and_field_types()}
     return CameraInfo(**{**fields, "header": header})
+
+
+def _usable_model(info: Any | None) -> CameraModel | None:
+    """The camera model of a camera_info, None without one or for one that cannot rectify."""
+    try:
+        return CameraModel.from_camera_info(info) if info is not None else None
+    except ValueError:
+        return None
+
+
+def _stereo_view(result: FrontEndResult, camera: CameraModel | None) -> StereoView:
+    """A camera's published points of this set, as the stereo matching takes them."""
+    return StereoView(result.features.keypoints[:, :2].float().cpu().numpy(), result.features.descriptors, camera,
+                      result.rectified)
 
 
 class FrameSetProcessor:
@@ -118,10 +138,15 @@ class FrameSetProcessor:
                                                 stamp_ns(message.header.stamp), image)
                        for camera, found, camera_model, message, image
                        in zip(self.cameras, features, models, messages, images)]
+            stereo_skipped = [""] * len(self.cameras)
+            if values["stereo_ids"] and values["tracking"] and len(self.cameras) > 1:
+                stereo_models = models if rectify else [_usable_model(info) for info in infos]
+                stereo_skipped[1:] = self._adopt_stereo_ids(results, stereo_models, values["track_max_distance"])
         with frame_stage("message_error"):
             set_stamp = messages[0].header.stamp
             answers = []
-            for message, image, found, result, info in zip(messages, images, features, results, infos):
+            for message, image, found, result, info, skipped in zip(messages, images, features, results, infos,
+                                                                    stereo_skipped):
                 keypoints = features_to_message(result.features, Keypoints(header=message.header), model.name,
                                                 DESCRIPTOR_ENCODINGS[values["descriptor_encoding"]], result.tracks,
                                                 result.rectified)
@@ -130,8 +155,29 @@ class FrameSetProcessor:
                 published = (result.image_features if result.image_features is not None
                              else found if result.kept is None else found.select(result.kept))
                 answers.append(CameraAnswer(keypoints, _restamped(info, message.header) if info is not None else None,
-                                            image, published, result, message.header))
+                                            image, published, result, message.header, skipped))
         return answers
+
+    def _adopt_stereo_ids(self, results: list[FrontEndResult], models: Sequence[CameraModel | None],
+                          max_descriptor_distance: float) -> list[str]:
+        """Gives the further cameras' stereo partners of the first camera's points its ids (``results`` in place).
+
+        Returns why the search was skipped, per further camera ("" when it ran).
+        """
+        config = StereoConfig(max_descriptor_distance=max_descriptor_distance)
+        left = _stereo_view(results[0], models[0])
+        skipped = []
+        for index in range(1, len(self.cameras)):
+            camera, result = self.cameras[index], results[index]
+            matches = stereo_matches(left, _stereo_view(result, models[index]), config)
+            skipped.append(matches.skipped)
+            right_ids = result.tracks.ids
+            camera.stereo_adopted &= set(right_ids.tolist())  # forget tracks that ended
+            indices, ids = ids_to_adopt(results[0].tracks.ids, right_ids, matches.pairs, camera.stereo_adopted)
+            if len(indices):
+                results[index] = camera.front_end.adopt_ids(result, indices, ids)
+                camera.stereo_adopted |= set(ids.tolist())
+        return skipped
 
     @staticmethod
     def _camera_info(camera: CameraState, header: Any, image: np.ndarray, rectify: bool) -> Any | None:

@@ -137,6 +137,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "neighbours' motion) searched again after RANSAC: the nearest detection on its epipolar line "
               "continues the track; 0 = off",
               0.0, 200.0),
+    ParamSpec("stereo_ids", False, "with 2+ cameras and tracking: a further camera's keypoint that is the same "
+              "point as one of the first camera's (same rectified row within 1 px, disparity >= 0, mutual nearest "
+              "by descriptor within track_max_distance) takes that point's track id, for the rest of its track, as "
+              "stereo VIO front ends expect; needs rectified stereo camera_infos (P[0,3] = -fx*baseline)"),
     ParamSpec("rectify_keypoints", False, "publish keypoints in rectified pixels (K, D, R, P of camera_info); "
               "frames are dropped until a camera_info arrives"),
 )

@@ -118,6 +118,16 @@ class TrackingFrontEnd:
         keypoints[:, :2] = torch.from_numpy(rectified).to(keypoints.device, keypoints.dtype)
         return Features(keypoints, features.descriptors, features.scores, features.image_size, features.maps)
 
+    def adopt_ids(self, result: FrontEndResult, indices: np.ndarray, ids: np.ndarray) -> FrontEndResult:
+        """``result`` (this front end's latest) with its points ``indices`` renamed to ``ids`` in the tracker, for good.
+
+        Raises:
+            ValueError: tracking is off, or an id already names another live track.
+        """
+        if self._tracker is None or result.tracks is None:
+            raise ValueError("ids can only be adopted by a tracking front end")
+        return replace(result, tracks=self._tracker.book.adopt(indices, ids))
+
     def trails(self) -> list:
         """Recent positions of the live tracks (for the overlay), empty when tracking is off."""
         return self._tracker.book.trails() if self._tracker is not None else []

@@ -89,6 +89,23 @@ class TrackBook:
         self._trails, self._ids, self._lengths = trails, ids, lengths
         return Tracks(ids.copy(), lengths.copy())
 
+    def adopt(self, indices: np.ndarray, ids: np.ndarray) -> Tracks:
+        """Renames the tracks of the last frame's points ``indices`` to ``ids`` for good, and returns that frame's tracks.
+
+        Later frames go on with the new ids (a stereo partner takes its point's id from the other
+        camera); lengths and trails stay, as the track's history does.
+
+        Raises:
+            ValueError: an id would name two of this book's live tracks.
+        """
+        renamed = self._ids.copy()
+        renamed[indices] = ids
+        if len(np.unique(renamed)) != len(renamed):
+            raise ValueError("an adopted id already names another live track")
+        self._trails = {new: self._trails[old] for old, new in zip(self._ids.tolist(), renamed.tolist())}
+        self._ids = renamed
+        return Tracks(renamed.copy(), self._lengths.copy())
+
     def trails(self) -> list[np.ndarray]:
         """(L, 2) positions of each live track seen in at least two frames, oldest first."""
         return [np.array(trail) for trail in self._trails.values() if len(trail) > 1]

@@ -104,3 +104,33 @@ def test_a_set_of_the_wrong_size_is_refused(model: InferenceModel) -> None:
     with pytest.raises(FrameDropped) as drop:
         FrameSetProcessor(["left", "right"]).answer([_image(8)], model, CONFIG, _values())
     assert drop.value.reason == "internal_error"
+
+
+def _stereo_info(sec: int, baseline_px: float) -> CameraInfo:
+    info = _info(sec)
+    info.p = [K[0], 0.0, K[2], -baseline_px, 0.0, K[4], K[5], 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+@pytest.mark.parametrize("rectify", [False, True])
+def test_stereo_ids_give_the_second_camera_the_first_camera_s_ids(model: InferenceModel, rectify: bool) -> None:
+    processor = FrameSetProcessor(["left", "right"])
+    processor.cameras[0].camera_infos.add(_stereo_info(1, 0.0))
+    processor.cameras[1].camera_infos.add(_stereo_info(1, 15.0))
+    # One image in both cameras: each point is its own partner at disparity 0.
+    for sec in (2, 3):
+        left, right = processor.answer([_image(sec, 0, "left"), _image(sec, 0, "right")], model, CONFIG,
+                                       _values(stereo_ids=True, rectify_keypoints=rectify))
+        assert right.stereo_skipped == ""
+        assert right.result.tracks.ids.tolist() == left.result.tracks.ids.tolist()
+        assert list(right.keypoints.track_ids) == list(left.keypoints.track_ids)
+
+
+def test_stereo_ids_without_a_baseline_say_why_and_keep_their_own_ids(model: InferenceModel) -> None:
+    processor = FrameSetProcessor(["left", "right"])
+    for camera in processor.cameras:
+        camera.camera_infos.add(_info(1))  # no P: no baseline
+    left, right = processor.answer([_image(2, 0, "left"), _image(2, 0, "right")], model, CONFIG,
+                                   _values(stereo_ids=True))
+    assert "baseline" in right.stereo_skipped and left.stereo_skipped == ""
+    assert not set(right.result.tracks.ids.tolist()) & set(left.result.tracks.ids.tolist())
