@@ -75,3 +75,38 @@ def test_a_request_during_a_load_loads_after_it() -> None:
     assert finished.acquire(timeout=10) and finished.acquire(timeout=10)
     reloader.stop(1.0)
     assert outcomes == ["first", "third"]
+
+
+def test_a_newer_request_during_the_settle_time_replaces_the_one_waiting() -> None:
+    loaded = []
+    finished = threading.Event()
+    reloader = ModelReloader(lambda request: loaded.append(request) or request,
+                             lambda request, model, reason: finished.set(), settle_s=1.0)
+    assert not reloader.busy, "nothing requested yet"
+    reloader.request("a")
+    threading.Event().wait(0.2)  # the thread now waits out "a"'s settle time
+    reloader.request("b")
+    assert finished.wait(10)
+    reloader.stop(1.0)
+    assert loaded == ["b"]
+    assert reloader._thread.daemon  # noqa: SLF001 (a load stuck in a driver never keeps the process alive)
+
+
+def test_busy_while_loading_and_nothing_loads_after_stop() -> None:
+    loading, release = threading.Event(), threading.Event()
+    loaded = []
+
+    def load(request: str) -> str:
+        loaded.append(request)
+        loading.set()
+        release.wait(10)
+        return request
+
+    reloader = ModelReloader(load, lambda request, model, reason: None, settle_s=0.0)
+    reloader.request("first")
+    assert loading.wait(10) and reloader.busy, "a load in progress is busy"
+    release.set()
+    reloader.stop(10)
+    reloader.request("after stop")
+    threading.Event().wait(0.3)
+    assert loaded == ["first"]

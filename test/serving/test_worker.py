@@ -100,3 +100,19 @@ def test_a_newer_item_replaces_one_not_taken_yet() -> None:
     release.set()
     assert worker.stop(10)
     assert answered[0] == 1 and 2 not in answered
+
+
+def test_the_drop_of_a_fault_outside_every_stage_names_it(recorder: Recorder) -> None:
+    drops: list[FrameDropped] = []
+    done = threading.Event()
+    worker = InferenceWorker(recorder.answer, lambda item, drop: (drops.append(drop), done.set()))
+    assert not worker.busy, "nothing in progress before the first item"
+    worker.start()
+    worker.offer(3)
+    assert done.wait(10)
+    assert INTERNAL_ERROR == "internal_error" and drops[0].reason == "internal_error"
+    assert str(drops[0]) == "internal_error: KeyError: 'a bug outside every stage'"
+    assert not worker.busy, "nothing in progress once the item is answered"
+    # A daemon thread named for thread dumps: a worker stuck in a driver never keeps the process alive.
+    assert worker._thread.daemon and worker._thread.name == "r2d2_inference"  # noqa: SLF001
+    assert worker.stop(1.0)
