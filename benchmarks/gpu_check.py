@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     status = 0 if args.skip_tests else run_tests(cuda)
     vga, large = (tuple(int(v) for v in size.split("x")) for size in (args.size, args.large))
     rows = benchmark(cuda, args.repeats, vga, large)  # type: ignore[arg-type]
-    print(f"\n| model | setting | backend | network ms | NMS ms | top-k ms | total ms | speed vs torch fp32 |\n"
-          f"|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
+    print("\n| model | setting | backend | network ms | NMS ms | top-k ms | total ms | speed vs torch fp32 |\n"
+          "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
     if cuda:
         agreement = precision_rows(vga, torch.device("cuda"))  # type: ignore[arg-type]
         print(f"\nN16, {args.size} images, every detection: fp32 detections kept within 1 px, extra detections, "
