@@ -16,7 +16,7 @@ import yaml
 
 from .image_io import IMAGE_SUFFIXES
 
-__all__ = ["CameraCalibration", "Sequence", "load_sequence"]
+__all__ = ["CameraCalibration", "Sequence", "load_sequence", "load_stereo_pair", "write_resized_sequence"]
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,24 @@ def _load_euroc(folder: Path) -> Sequence:
     return Sequence(folder.name, frames, stamps)
 
 
-def _load_kitti(folder: Path) -> Sequence:
+def _kitti_projections(folder: Path) -> list[np.ndarray]:
+    """The 3x4 projections of calib.txt, one per line (P0 left, P1 right, ...), with or without 'P0:' labels."""
+    projections = []
+    for line in (folder / "calib.txt").read_text().splitlines():
+        values = [float(v) for v in line.split() if not v.endswith(":")]
+        if len(values) >= 12:
+            projections.append(np.array(values[:12]).reshape(3, 4))
+    if not projections:
+        raise ValueError(f"{folder / 'calib.txt'}: no 3x4 projection matrix")
+    return projections
+
+
+def _load_kitti(folder: Path, camera: int = 0) -> Sequence:
     frames = _images_in(folder / "image")
-    # First line: the left camera's 3x4 projection, with or without a 'P0:' label.
-    tokens = [v for v in (folder / "calib.txt").read_text().split() if not v.endswith(":")]
-    projection = np.array([float(v) for v in tokens[:12]]).reshape(3, 4)
+    projections = _kitti_projections(folder)
+    if camera >= len(projections):
+        raise ValueError(f"{folder / 'calib.txt'}: no projection P{camera} ({len(projections)} given)")
+    projection = projections[camera]
     first = cv2.imread(os.fspath(frames[0]), cv2.IMREAD_UNCHANGED)
     height, width = first.shape[:2]
     calibration = CameraCalibration(width, height, projection[:, :3].copy(), (0.0,) * 5, "plumb_bob", projection)
@@ -122,3 +135,73 @@ def load_sequence(path: str | os.PathLike[str]) -> Sequence:
     if not sequence.frames:
         raise ValueError(f"{folder}: no images found")
     return sequence
+
+
+def load_stereo_pair(left: str | os.PathLike[str], right: str | os.PathLike[str]) -> tuple[Sequence, Sequence]:
+    """A KITTI stereo pair: the left folder's sequence, and the right folder's with its calib.txt's second
+    projection (P1, carrying the baseline) as its calibration.
+
+    Raises:
+        ValueError: either is not a KITTI folder, or the two do not hold the same frames.
+    """
+    folders = Path(left), Path(right)
+    if not all((folder / "image").is_dir() and (folder / "calib.txt").exists() for folder in folders):
+        raise ValueError(f"{left}, {right}: a stereo pair needs two KITTI folders (image/, calib.txt)")
+    left_sequence, right_sequence = _load_kitti(folders[0]), _load_kitti(folders[1], camera=1)
+    if [f.name for f in left_sequence.frames] != [f.name for f in right_sequence.frames]:
+        raise ValueError(f"{left}, {right}: not the same frames ({len(left_sequence.frames)} and "
+                         f"{len(right_sequence.frames)} images, names must match)")
+    return left_sequence, right_sequence
+
+
+def _resized_images(sources: list[Path], folder: Path, scale: float) -> np.ndarray:
+    """Writes each image resized by ``scale`` into ``folder``; returns the 3x3 map of pixel coordinates
+    from the original images to the resized ones (the images must share one size)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = set()
+    for source in sources:
+        image = cv2.imread(os.fspath(source), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f"{source}: not an image")
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        cv2.imwrite(os.fspath(folder / source.name), cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        sizes.add((image.shape[1], image.shape[0], *size))
+    if len(sizes) != 1:
+        raise ValueError(f"{folder}: the sequence's images differ in size")
+    width, height, new_width, new_height = sizes.pop()
+    # Pixel centres at integers: x' = (x + 0.5) * sx - 0.5, per axis, with the rounded size's own ratio.
+    sx, sy = new_width / width, new_height / height
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+
+
+def write_resized_sequence(source: str | os.PathLike[str], target: str | os.PathLike[str], scale: float) -> Path:
+    """A copy of a KITTI or EuRoC sequence folder with every image resized by ``scale`` and the intrinsics
+    to match (ground truth and timestamps unchanged), in the same layout; returns ``target``.
+
+    Raises:
+        ValueError: ``scale`` is not in (0, 1], or the folder is neither layout.
+    """
+    if not 0 < scale <= 1:
+        raise ValueError(f"scale must be in (0, 1], got {scale}")
+    source, target = Path(source), Path(target)
+    if (source / "image").is_dir() and (source / "calib.txt").exists():
+        resize = _resized_images(_images_in(source / "image"), target / "image", scale)
+        lines = [" ".join(f"{v:.12e}" for v in (resize @ projection).reshape(-1))
+                 for projection in _kitti_projections(source)]
+        (target / "calib.txt").write_text("\n".join(lines) + "\n")
+        if (source / "poses.txt").exists():
+            (target / "poses.txt").write_bytes((source / "poses.txt").read_bytes())
+        return target
+    if (source / "data.csv").exists() and (source / "sensor.yaml").exists():
+        sequence = _load_euroc(source)
+        resize = _resized_images(sequence.frames, target / "data", scale)
+        (target / "data.csv").write_bytes((source / "data.csv").read_bytes())
+        text = "\n".join(line for line in (source / "sensor.yaml").read_text().splitlines()
+                         if not line.startswith("%YAML"))
+        info = yaml.safe_load(text)
+        camera_matrix = resize @ sequence.calibration.K
+        info["intrinsics"] = [float(v) for v in camera_matrix[[0, 1, 0, 1], [0, 1, 2, 2]]]
+        info["resolution"] = [round(info["resolution"][0] * resize[0, 0]), round(info["resolution"][1] * resize[1, 1])]
+        (target / "sensor.yaml").write_text("%YAML:1.0\n" + yaml.safe_dump(info))
+        return target
+    raise ValueError(f"{source}: neither a KITTI (image/, calib.txt) nor a EuRoC (data.csv, sensor.yaml) folder")

@@ -17,6 +17,15 @@ adds its table to results.md and writes tracks_<sequence>.png. --track-flow adds
 tracked by optical flow (FlowTracker, rows <method>_flow): detections verify the flowed points and
 start new tracks.
 
+--stereo names the right camera's KITTI folder of a --tracks sequence (same frame names, calib.txt
+P1): then every front end's tracks, paired with the right camera as that front end would pair them
+(R2D2 and ORB by descriptor on the same row, KLT by flow), go through one GTSAM sliding-window stereo
+back end (smart factors), and evo scores each trajectory against the ground truth (APE, RPE): a
+trajectory table in results.md and trajectory_<sequence>.png. --track-scale 0.5 runs the tracks
+(and the back end) on half-size copies of the sequences, written under --cache.
+
+    r2d2-eval --tracks ../shared/data/sequences/kitti_seq1_left --stereo ../shared/data/sequences/kitti_seq1_right
+
 Methods: sift, rootsift, orb, akaze, "default" (the bundled model), or checkpoint paths
 (optionally name=path). Without --methods: the baselines, the bundled model and the official
 checkpoints found in ../shared/reference/models. Features are cached under --cache, so a rerun
@@ -41,11 +50,15 @@ from ..evaluation.cache import FeatureCache
 from ..evaluation.hpatches import DatasetError, load_hpatches
 from ..evaluation.methods import BASELINES, Method, R2D2Method, make_method
 from ..evaluation.protocol import evaluate_hpatches, summarise
-from ..evaluation.report import markdown_table, plot_mma, tracks_table, write_json
-from ..evaluation.tracking import draw_last_frame, score_tracks, track_flow, track_klt, track_method
+from ..evaluation.report import markdown_table, plot_mma, plot_trajectories, tracks_table, trajectory_table, write_json
+from ..evaluation.stereo_tracks import descriptor_stereo, flow_stereo
+from ..evaluation.stereo_vo import StereoRig, StereoVOConfig, stereo_odometry
+from ..evaluation.tracking import (TrackedFrame, camera_model, draw_last_frame, grey_frame, score_tracks, track_flow,
+                                   track_klt, track_method)
+from ..evaluation.trajectory import aligned_to_truth, score_trajectory
 from ..evaluation.vo import bag_features_for_sequence, evaluate_vo, score_vo
 from ..model import CheckpointError
-from ..sequences import Sequence, load_sequence
+from ..sequences import Sequence, load_sequence, load_stereo_pair, write_resized_sequence
 from ..tracking import TrackerConfig
 from ..tracking.verification import ESTIMATORS, Estimator
 from ..weights import DEFAULT_MODEL
@@ -82,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--track-flow", action="store_true",
                         help="also track each R2D2 method's points by optical flow (the node's flow tracking mode), "
                              "from the same --track-candidates and --track-features")
+    parser.add_argument("--stereo", type=Path, nargs="+", default=[],
+                        help="right-camera KITTI folders of --tracks sequences: trajectories through the stereo "
+                             "back end")
+    parser.add_argument("--track-scale", type=float, default=1.0,
+                        help="resize the --tracks and --stereo sequences by this factor (in (0, 1]) first")
     parser.add_argument("--methods", nargs="+", help="default: " + ", ".join(BASELINES) + ", bundled and official R2D2")
     parser.add_argument("--output", type=Path, default=Path("outputs/eval"))
     parser.add_argument("--cache", type=Path, default=Path(".cache/features"))
@@ -113,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         sequences = load_hpatches(args.hpatches, args.max_sequences) if args.hpatches else []
         vo_sequence = load_sequence(args.vo) if args.vo else None
         bag_features = bag_features_for_sequence(vo_sequence, args.vo_bag) if args.vo_bag else None
-        track_sequences = [load_sequence(path) for path in args.tracks or []]
+        track_sequences, right_sequences = _track_sequences(args.tracks or [], args.stereo, args.track_scale,
+                                                            args.cache)
         chosen = args.methods or ([] if args.vo_bag else default_methods())
         specs = [f"r2d2_ros_default={DEFAULT_MODEL}" if m == "default" else m for m in chosen]
         backend = backend_from_args(args)
@@ -147,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     progress.close()
     if bag_features is not None:
         vo[args.vo_bag.name] = score_vo(vo_sequence, bag_features, args.pose_estimator)
-    tracks = _evaluate_tracks(track_sequences, tracked_methods, args.track_features, tracker_config, cache,
-                              args.output, args.pose_estimator, args.track_flow)
+    tracks, trajectories = _evaluate_tracks(track_sequences, right_sequences, tracked_methods, args.track_features,
+                                            tracker_config, cache, args.output, args.pose_estimator, args.track_flow)
     settings = {"extraction": asdict(config), "methods": {m.name: m.key for m in methods},
                 "backend": {"name": args.backend, "execution_provider": args.execution_provider,
                             "engine_cache": str(args.engine_cache)},
@@ -156,10 +175,14 @@ def main(argv: list[str] | None = None) -> int:
                 "vo_bag": str(args.vo_bag) if args.vo_bag else None,
                 "tracks": [str(path) for path in args.tracks or []], "track_features": args.track_features,
                 "track_candidates": args.track_candidates, "track_flow": args.track_flow,
-                "track_guided_radius": args.track_guided_radius, "pose_estimator": args.pose_estimator}
+                "track_guided_radius": args.track_guided_radius, "pose_estimator": args.pose_estimator,
+                "stereo": [str(path) for path in args.stereo], "track_scale": args.track_scale,
+                "stereo_back_end": asdict(StereoVOConfig())}
     write_json(args.output / "results.json",
-               {"settings": settings, "hpatches": hpatches, "vo": vo, "tracks": tracks, "pairs": pairs})
-    table = markdown_table(hpatches, vo) + (tracks_table(tracks) if tracks else "")
+               {"settings": settings, "hpatches": hpatches, "vo": vo, "tracks": tracks,
+                                              "trajectories": trajectories, "pairs": pairs})
+    table = markdown_table(hpatches, vo) + (tracks_table(tracks) if tracks else "") + \
+        (trajectory_table(trajectories) if trajectories else "")
     (args.output / "results.md").write_text(table)
     if hpatches:
         plot_mma(args.output / "mma.png", hpatches)
@@ -169,29 +192,86 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _evaluate_tracks(sequences: list[Sequence], methods: list[Method], count: int, tracker_config: TrackerConfig,
-                     cache: FeatureCache, output: Path, estimator: Estimator, flow: bool = False
-                     ) -> dict[str, dict[str, dict[str, float]]]:
+def _track_sequences(tracks: list[Path], stereo: list[Path], scale: float, cache: Path
+                     ) -> tuple[list[Sequence], dict[str, Sequence]]:
+    """The --tracks sequences (resized copies when ``scale`` < 1) and the right camera of each that has one.
+
+    Raises:
+        ValueError: a --stereo folder pairs with no --tracks sequence, or the scale is out of range.
+    """
+    if not 0 < scale <= 1:
+        raise ValueError(f"--track-scale must be in (0, 1], got {scale}")
+
+    def sized(path: Path) -> Path:
+        if scale == 1:
+            return path
+        return write_resized_sequence(path, cache / "sequences" / f"{path.resolve().name}_x{scale:g}", scale)
+
+    sequences = [load_sequence(sized(path)) for path in tracks]
+    rights: dict[str, Sequence] = {}
+    for right in stereo:
+        names = sorted(path.name for path in (right / "image").glob("*"))
+        partners = [path for path, sequence in zip(tracks, sequences) if [f.name for f in sequence.frames] == names]
+        if not partners:
+            raise ValueError(f"--stereo {right}: no --tracks sequence has the same frames")
+        left, right_sequence = load_stereo_pair(sized(partners[0]), sized(right))
+        rights[left.name] = right_sequence
+    return sequences, rights
+
+
+def _evaluate_tracks(sequences: list[Sequence], rights: dict[str, Sequence], methods: list[Method], count: int,
+                     tracker_config: TrackerConfig, cache: FeatureCache, output: Path, estimator: Estimator,
+                     flow: bool = False) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, dict]]]:
     """Scores of every tracked method and KLT on each sequence (with ``flow``, each R2D2 method tracked by
-    optical flow too); draws each method's tracks on the last frame."""
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    optical flow too); draws each method's tracks on the last frame. Where a sequence has a right camera
+    and poses: each front end's trajectory through the stereo back end, scored and drawn."""
+    tracks: dict[str, dict[str, dict[str, float]]] = {}
+    trajectories: dict[str, dict[str, dict]] = {}
     flow_config = replace(tracker_config, mode="flow")
     for sequence in sequences:
-        runs = {method.name: (lambda m=method: track_method(sequence, m, cache, config=tracker_config))
+        # name -> (tracking run, the method whose right-camera features pair its points; None: pair by flow)
+        runs = {method.name: (lambda m=method: track_method(sequence, m, cache, config=tracker_config), method)
                 for method in methods}
         if flow:
-            runs |= {f"{method.name}_flow": (lambda m=method: track_flow(sequence, m, cache, config=flow_config))
-                     for method in methods if isinstance(method, R2D2Method)}
-        runs["klt"] = lambda: track_klt(sequence, count)
-        pictures, results[sequence.name] = [], {}
-        for name, run in tqdm(runs.items(), desc=f"tracks {sequence.name}", unit="method", disable=None):
+            runs |= {f"{method.name}_flow": (lambda m=method: track_flow(sequence, m, cache, config=flow_config),
+                                             method) for method in methods if isinstance(method, R2D2Method)}
+        runs["klt"] = (lambda: track_klt(sequence, count), None)
+        right = rights.get(sequence.name) if sequence.poses is not None else None
+        pictures, tracks[sequence.name], estimates = [], {}, {}
+        for name, (run, pairing) in tqdm(runs.items(), desc=f"tracks {sequence.name}", unit="method", disable=None):
             frames = run()
-            results[sequence.name][name] = score_tracks(frames, sequence, estimator)
+            tracks[sequence.name][name] = score_tracks(frames, sequence, estimator)
             pictures.append(cv2.putText(draw_last_frame(sequence, frames), name, (10, 30), cv2.FONT_HERSHEY_SIMPLEX,
                                         1.0, (255, 255, 0), 2, cv2.LINE_AA))
+            if right is not None:
+                estimates[name] = _stereo_trajectory(sequence, right, frames, pairing, cache)
         output.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(output / f"tracks_{sequence.name}.png"), cv2.cvtColor(np.vstack(pictures), cv2.COLOR_RGB2BGR))
-    return results
+        if estimates:
+            assert sequence.poses is not None
+            times_s = np.array(sequence.times_ns()[: len(sequence.poses)]) / 1e9
+            truth = sequence.poses[: len(times_s)]
+            trajectories[sequence.name] = {name: score_trajectory(poses[: len(times_s)], truth, times_s)
+                                           for name, poses in estimates.items()}
+            plot_trajectories(output / f"trajectory_{sequence.name}.png", truth,
+                              {name: aligned_to_truth(poses[: len(times_s)], truth, times_s)
+                               for name, poses in estimates.items()}, sequence.name)
+    return tracks, trajectories
+
+
+def _stereo_trajectory(left: Sequence, right: Sequence, frames: list[TrackedFrame], pairing: Method | None,
+                       cache: FeatureCache) -> np.ndarray:
+    """(N, 4, 4) the trajectory the stereo back end makes of a front end's tracks, paired as that front end
+    pairs them: by descriptor with ``pairing``'s right-camera features, or by flow (None)."""
+    assert left.calibration is not None and left.calibration.P is not None and left.poses is not None
+    assert right.calibration is not None and right.calibration.P is not None
+    left_camera, right_camera = camera_model(left), camera_model(right)
+    rig = StereoRig.from_projections(left.calibration.P, right.calibration.P)
+    stereo = [descriptor_stereo(frame, cache.features(pairing, right_path), left_camera, right_camera)
+              if pairing is not None else
+              flow_stereo(frame, grey_frame(left_path), grey_frame(right_path), right_camera)
+              for frame, left_path, right_path in zip(frames, left.frames, right.frames)]
+    return stereo_odometry(stereo, rig, left.poses[0])
 
 
 if __name__ == "__main__":

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .tracking import SURVIVAL_FRAMES  # noqa: E402
 
-__all__ = ["write_json", "markdown_table", "tracks_table", "plot_mma"]
+__all__ = ["write_json", "markdown_table", "tracks_table", "trajectory_table", "plot_mma", "plot_trajectories"]
 
 
 def write_json(path: Path, results: dict[str, Any]) -> None:
@@ -64,6 +65,18 @@ def tracks_table(tracks: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+
+def trajectory_table(trajectories: dict[str, dict[str, dict[str, float]]]) -> str:
+    """One row per sequence and front end: the stereo back end's trajectory errors (evo, aligned SE(3))."""
+    header = ["sequence", "front end", "APE RMSE (m)", "RPE translation RMSE (m/frame)",
+              "RPE rotation RMSE (deg/frame)", "path length (m)"]
+    lines = ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for sequence, methods in trajectories.items():
+        for method, r in methods.items():
+            lines.append(f"| {sequence} | {method} | {r['ape_rmse_m']:.3f} | {r['rpe_translation_rmse_m']:.4f} | "
+                         f"{r['rpe_rotation_rmse_deg']:.4f} | {r['length_m']:.1f} |")
+    return "\n".join(lines) + "\n"
+
 def plot_mma(path: Path, hpatches: dict[str, dict[str, Any]]) -> None:
     """MMA against the pixel threshold, one panel per category plus overall (as in D2-Net/R2D2)."""
     panels = ["overall", *sorted({c for s in hpatches.values() for c in s if c != "overall"})]
@@ -81,4 +94,27 @@ def plot_mma(path: Path, hpatches: dict[str, dict[str, Any]]) -> None:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_trajectories(path: Path, truth: np.ndarray, estimates: dict[str, np.ndarray], title: str = "") -> None:
+    """The ground truth and each (aligned) estimate seen from above (x-z, the camera's ground plane; the
+    axes scaled apart, so that a drift across a straight drive shows), and each estimate's position
+    error frame by frame.
+
+    ``truth``: (N, 3, 4) or (N, 4, 4) camera-to-world poses; ``estimates``: (N, 4, 4) each.
+    """
+    figure, (above, error) = plt.subplots(1, 2, figsize=(11, 5))
+    above.plot(truth[:, 0, 3], truth[:, 2, 3], "k--", label="ground truth")
+    for name, poses in estimates.items():
+        above.plot(poses[:, 0, 3], poses[:, 2, 3], label=name)
+        error.plot(np.linalg.norm(poses[:, :3, 3] - truth[:, :3, 3], axis=1), label=name)
+    above.set(xlabel="x (m)", ylabel="z (m)", title=f"{title}: seen from above")
+    error.set(xlabel="frame", ylabel="position error (m)", title="drift from the first pose")
+    for axis in (above, error):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
     plt.close(figure)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -27,7 +28,8 @@ from .cache import FeatureCache
 from .methods import Method
 from .vo import pose_errors_from_correspondences
 
-__all__ = ["TrackedFrame", "track_method", "track_flow", "track_klt", "score_tracks", "draw_last_frame"]
+__all__ = ["TrackedFrame", "camera_model", "grey_frame", "track_method", "track_flow", "track_klt", "score_tracks",
+           "draw_last_frame"]
 
 # Sampson error below which a tracked step agrees with the ground-truth motion (the issue's 1 px).
 CONSISTENT_PX = 1.0
@@ -44,9 +46,10 @@ class TrackedFrame:
     rectified: np.ndarray  # (N, 2)
     tracks: Tracks
     trails: list[np.ndarray]
+    descriptors: torch.Tensor | None = None  # (N, D) unit, where the front end describes its points
 
 
-def _camera(sequence: Sequence) -> CameraModel:
+def camera_model(sequence: Sequence) -> CameraModel:
     if sequence.calibration is None:
         raise ValueError(f"{sequence.name}: tracking needs the camera calibration")
     calibration = sequence.calibration
@@ -57,7 +60,7 @@ def _camera(sequence: Sequence) -> CameraModel:
 def track_method(sequence: Sequence, method: Method, cache: FeatureCache, progress: Callable[[], None] = lambda: None,
                  config: TrackerConfig = TrackerConfig()) -> list[TrackedFrame]:
     """Tracks a method's features (R2D2, ORB, ...) with :class:`FeatureTracker` on rectified pixels."""
-    camera = _camera(sequence)
+    camera = camera_model(sequence)
     tracker = FeatureTracker(config)
     frames = []
     for path in sequence.frames:
@@ -68,7 +71,8 @@ def track_method(sequence: Sequence, method: Method, cache: FeatureCache, progre
         keypoints[:, :2] = torch.from_numpy(rectified)
         kept, tracks = tracker.update(Features(keypoints, features.descriptors, features.scores, features.image_size),
                                       camera.rectified_matrix)
-        frames.append(TrackedFrame(raw[kept], rectified[kept], tracks, tracker.book.trails()))
+        frames.append(TrackedFrame(raw[kept], rectified[kept], tracks, tracker.book.trails(),
+                                   features.descriptors[torch.from_numpy(kept)]))
         progress()
     return frames
 
@@ -77,30 +81,32 @@ def track_flow(sequence: Sequence, method: Method, cache: FeatureCache, progress
                config: TrackerConfig = TrackerConfig(mode="flow")) -> list[TrackedFrame]:
     """Tracks a method's features with :class:`FlowTracker`: flow on the raw images, verification on
     rectified pixels."""
-    camera = _camera(sequence)
+    camera = camera_model(sequence)
     tracker = FlowTracker(config)
     frames = []
     for path in sequence.frames:
-        points, tracks = tracker.update(cache.features(method, path), _grey(path), camera)
+        points, tracks = tracker.update(cache.features(method, path), grey_frame(path), camera)
         raw = points.keypoints[:, :2].numpy()
-        frames.append(TrackedFrame(raw, rectify_points(raw, camera), tracks, tracker.book.trails()))
+        frames.append(TrackedFrame(raw, rectify_points(raw, camera), tracks, tracker.book.trails(),
+                                   points.descriptors))
         progress()
     return frames
 
 
-def _grey(path) -> np.ndarray:
+def grey_frame(path: Path) -> np.ndarray:
+    """The frame at ``path`` as a grey (H, W) uint8 image, as flow takes it."""
     return cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2GRAY)
 
 
 def track_klt(sequence: Sequence, count: int, progress: Callable[[], None] = lambda: None) -> list[TrackedFrame]:
     """The classic front end: Shi-Tomasi corners, pyramidal Lucas-Kanade flow with a forward-backward
     check, RANSAC, and new corners away from the tracked ones to keep ``count`` points."""
-    camera = _camera(sequence)
+    camera = camera_model(sequence)
     book = TrackBook()
     frames: list[TrackedFrame] = []
     previous_image, previous_points = None, np.zeros((0, 2), np.float32)
     for path in sequence.frames:
-        image = _grey(path)
+        image = grey_frame(path)
         kept, matches = np.zeros((0, 2), np.float32), np.zeros((0, 2), np.int64)
         if previous_image is not None and len(previous_points):
             forward, followed = flow_points(previous_image, image, previous_points)
@@ -172,7 +178,7 @@ def score_tracks(frames: list[TrackedFrame], sequence: Sequence, estimator: Esti
         result["survival_share"] = round(float(np.mean(survival)), 3)
     if sequence.poses is None:
         return result
-    camera = _camera(sequence).rectified_matrix
+    camera = camera_model(sequence).rectified_matrix
     inconsistent: set[int] = set()
     rotation_errors, translation_errors = [], []
     for index in range(min(len(frames), len(sequence.poses)) - 1):

@@ -170,3 +170,51 @@ def test_tracks_keep_the_points_asked_for(tmp_path: Path, capsys: pytest.Capture
         main([*common, "--track-candidates", "20", "--output", str(tmp_path / "refused")])
     assert usage.value.code == 2 and "--track-candidates (20) must be at least --track-features (40)" in \
         capsys.readouterr().err
+
+
+def _stereo_pan(root: Path, frames: int = 6, step: int = 3, disparity: int = 16) -> tuple[Path, Path]:
+    """Left and right KITTI folders of a textured wall 5 m ahead, the rig moving 0.1 m right per frame:
+    fx 150 px puts a frame's step at 3 px and, with a 0.5333 m baseline, the disparity at 16 px."""
+    scene = cv2.resize(_textured(11), (160 + step * frames + disparity, 120))
+    poses = np.array([np.hstack([np.eye(3), [[0.1 * index], [0], [0]]]).ravel() for index in range(frames)])
+    folders = root / "left", root / "right"
+    for folder, shift in zip(folders, (0, disparity)):
+        (folder / "image").mkdir(parents=True)
+        for index in range(frames):
+            start = step * index + shift
+            cv2.imwrite(str(folder / "image" / f"{index:06d}.png"), scene[:, start : start + 160])
+        (folder / "calib.txt").write_text("P0: 150 0 80 0 0 150 60 0 0 0 1 0\nP1: 150 0 80 -80 0 150 60 0 0 0 1 0\n")
+        np.savetxt(folder / "poses.txt", poses)
+    return folders
+
+
+def test_stereo_trajectories_of_every_front_end(tmp_path: Path, random_checkpoint: Path) -> None:
+    left, right = _stereo_pan(tmp_path / "pan")
+    assert main(["--tracks", str(left), "--stereo", str(right), "--methods", f"random={random_checkpoint}", "--cache",
+                 str(tmp_path / "cache"), "--device", "cpu", "--min-size", "0", "--min-scale", "1",
+                 "--reliability-threshold", "0", "--repeatability-threshold", "0", "--track-features", "100",
+                 "--track-candidates", "300", "--track-flow", "--output",
+                 str(tmp_path / "out")]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    trajectories = results["trajectories"]["left"]
+    assert set(trajectories) == {"random", "random_flow", "orb", "klt"}, "every front end through the back end"
+    assert trajectories["klt"]["length_m"] == pytest.approx(0.5)
+    assert trajectories["klt"]["ape_rmse_m"] < 0.02, "flowed corners on a textured wall give the 0.5 m within 2 cm"
+    # A random network's descriptors pair little and wrongly: its rows only need to exist and be numbers.
+    assert all(np.isfinite(list(scores.values())).all() for scores in trajectories.values()), trajectories
+    assert results["settings"]["stereo_back_end"]["window"] == 10
+    assert "| left | klt |" in (tmp_path / "out" / "results.md").read_text()
+    assert cv2.imread(str(tmp_path / "out" / "trajectory_left.png")) is not None
+
+
+def test_tracks_on_half_size_copies_and_stereo_partners(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    left, right = _stereo_pan(tmp_path / "pan", frames=3)
+    sequences, rights = evaluate._track_sequences([left], [right], 0.5, tmp_path / "cache")
+    assert sequences[0].calibration.width == 80 and sequences[0].frames[0].parent.parent == \
+        tmp_path / "cache" / "sequences" / "left_x0.5"
+    assert rights["left_x0.5"].calibration.P[0, 3] == pytest.approx(-40), "the right camera's P1, halved"
+    with pytest.raises(ValueError, match="no --tracks sequence has the same frames"):
+        evaluate._track_sequences([left], [_stereo_pan(tmp_path / "longer", frames=4)[1]], 1.0, tmp_path / "cache")
+    with pytest.raises(SystemExit):
+        main(["--tracks", str(left), "--track-scale", "0", "--methods", "orb"])
+    assert "--track-scale must be in (0, 1]" in capsys.readouterr().err
