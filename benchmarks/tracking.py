@@ -1,13 +1,17 @@
 """What tracking adds to a frame: matching + verification time against the extraction time.
 
     python benchmarks/tracking.py [--sequence ../shared/data/sequences/kitti_seq1_left] [--top-k 2000]
-        [--model M] [--device cpu] [--repeats 5] [--max-points N] [--guided-radius R] [--params config/r2d2_cpu.yaml]
+        [--model M] [--device cpu] [--repeats 5] [--max-points N] [--guided-radius R] [--flow]
+        [--params config/r2d2_cpu.yaml]
 
 Extracts two consecutive frames with the node's extraction, then times the tracker's frame-to-frame
 step (mutual nearest neighbours on the device + fundamental-matrix LO-RANSAC) on them. With
 --max-points (the node's track_max_points), it also times a tracker that keeps N of the --top-k
 detections: its two updates (the first one keeps the best N, the second matches and chooses). With
 --guided-radius (the node's track_guided_radius), it also times matching with the guided search.
+With --flow (the node's track_mode flow) and --max-points, it also times the flow tracker's two
+updates on the grey frames: the first starts the best N, the second flows them, verifies them
+(forward-backward, descriptor, epipolar), looks for lost ones and starts new ones.
 With --params, the extraction runs with a node parameters file's settings (a preset) instead of the
 default pyramid; --top-k, when given, still replaces its top_k.
 """
@@ -19,13 +23,14 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import torch
 
 from r2d2_ros import ExtractionConfig, extract_multiscale, load_model, prepare_for_inference
 from r2d2_ros.device import resolve_device
 from r2d2_ros.image_io import read_rgb
 from r2d2_ros.sequences import load_sequence
-from r2d2_ros.tracking import FeatureTracker, TrackerConfig
+from r2d2_ros.tracking import FeatureTracker, FlowTracker, TrackerConfig
 from r2d2_ros.weights import default_model_path
 
 from node_params import describe, extraction_config_of
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-points", type=int, default=0, help="also time keeping N tracked points (0: no)")
     parser.add_argument("--guided-radius", type=float, default=0.0,
                         help="also time matching with guided search within R px (0: no)")
+    parser.add_argument("--flow", action="store_true", help="with --max-points: also time the flow tracker")
     parser.add_argument("--params", type=Path, help="node parameters file whose extraction settings to use")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
@@ -92,6 +98,20 @@ def main(argv: list[str] | None = None) -> int:
         keeping_ms = _median_ms(two_updates, args.repeats * 4, device)
         print(f"| two updates keeping {args.max_points} points | {keeping_ms:.1f} | "
               f"{100 * keeping_ms / extraction_ms:.1f}% |")
+    if args.flow and args.max_points:
+        greys = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames]
+        flow_config = TrackerConfig(mode="flow", max_points=args.max_points)
+        carried = []
+
+        def two_flow_updates() -> None:
+            tracker = FlowTracker(flow_config)
+            for frame_features, grey in zip(features, greys):
+                _, tracks = tracker.update(frame_features, grey)
+            carried.append(int((tracks.lengths >= 2).sum()))
+
+        flow_ms = _median_ms(two_flow_updates, args.repeats * 4, device)
+        print(f"| two flow-tracker updates keeping {args.max_points} points ({carried[-1]} carried by flow) | "
+              f"{flow_ms:.1f} | {100 * flow_ms / extraction_ms:.1f}% |")
     return 0
 
 
