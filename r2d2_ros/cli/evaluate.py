@@ -237,21 +237,22 @@ def _evaluate_tracks(sequences: list[Sequence], rights: dict[str, Sequence], met
                                              method) for method in methods if isinstance(method, R2D2Method)}
         runs["klt"] = (lambda: track_klt(sequence, count), None)
         right = rights.get(sequence.name) if sequence.poses is not None else None
-        pictures, tracks[sequence.name], estimates = [], {}, {}
+        pictures, tracks[sequence.name], estimates, stereo_shares = [], {}, {}, {}
         for name, (run, pairing) in tqdm(runs.items(), desc=f"tracks {sequence.name}", unit="method", disable=None):
             frames = run()
             tracks[sequence.name][name] = score_tracks(frames, sequence, estimator)
             pictures.append(cv2.putText(draw_last_frame(sequence, frames), name, (10, 30), cv2.FONT_HERSHEY_SIMPLEX,
                                         1.0, (255, 255, 0), 2, cv2.LINE_AA))
             if right is not None:
-                estimates[name] = _stereo_trajectory(sequence, right, frames, pairing, cache)
+                estimates[name], stereo_shares[name] = _stereo_trajectory(sequence, right, frames, pairing, cache)
         output.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(output / f"tracks_{sequence.name}.png"), cv2.cvtColor(np.vstack(pictures), cv2.COLOR_RGB2BGR))
         if estimates:
             assert sequence.poses is not None
             times_s = np.array(sequence.times_ns()[: len(sequence.poses)]) / 1e9
             truth = sequence.poses[: len(times_s)]
-            trajectories[sequence.name] = {name: score_trajectory(poses[: len(times_s)], truth, times_s)
+            trajectories[sequence.name] = {name: {**score_trajectory(poses[: len(times_s)], truth, times_s),
+                                                  "stereo_share": stereo_shares[name]}
                                            for name, poses in estimates.items()}
             plot_trajectories(output / f"trajectory_{sequence.name}.png", truth,
                               {name: aligned_to_truth(poses[: len(times_s)], truth, times_s)
@@ -260,9 +261,10 @@ def _evaluate_tracks(sequences: list[Sequence], rights: dict[str, Sequence], met
 
 
 def _stereo_trajectory(left: Sequence, right: Sequence, frames: list[TrackedFrame], pairing: Method | None,
-                       cache: FeatureCache) -> np.ndarray:
+                       cache: FeatureCache) -> tuple[np.ndarray, float]:
     """(N, 4, 4) the trajectory the stereo back end makes of a front end's tracks, paired as that front end
-    pairs them: by descriptor with ``pairing``'s right-camera features, or by flow (None)."""
+    pairs them (by descriptor with ``pairing``'s right-camera features, or by flow: None), and the share
+    of the frames' points it paired, averaged over frames."""
     assert left.calibration is not None and left.calibration.P is not None and left.poses is not None
     assert right.calibration is not None and right.calibration.P is not None
     left_camera, right_camera = camera_model(left), camera_model(right)
@@ -271,7 +273,8 @@ def _stereo_trajectory(left: Sequence, right: Sequence, frames: list[TrackedFram
               if pairing is not None else
               flow_stereo(frame, grey_frame(left_path), grey_frame(right_path), right_camera)
               for frame, left_path, right_path in zip(frames, left.frames, right.frames)]
-    return stereo_odometry(stereo, rig, left.poses[0])
+    share = float(np.mean([frame.stereo().mean() if len(frame.ids) else 0.0 for frame in stereo]))
+    return stereo_odometry(stereo, rig, left.poses[0]), round(share, 3)
 
 
 if __name__ == "__main__":

@@ -67,14 +67,15 @@ def tracks_table(tracks: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def trajectory_table(trajectories: dict[str, dict[str, dict[str, float]]]) -> str:
-    """One row per sequence and front end: the stereo back end's trajectory errors (evo, aligned SE(3))."""
-    header = ["sequence", "front end", "APE RMSE (m)", "RPE translation RMSE (m/frame)",
-              "RPE rotation RMSE (deg/frame)", "path length (m)"]
+    """One row per sequence and front end: its stereo pairing and the stereo back end's trajectory errors (evo)."""
+    header = ["sequence", "front end", "points with a stereo partner", "APE RMSE (m)",
+              "RPE translation RMSE (m/frame)", "RPE rotation RMSE (deg/frame)", "path length (m)"]
     lines = ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for sequence, methods in trajectories.items():
         for method, r in methods.items():
-            lines.append(f"| {sequence} | {method} | {r['ape_rmse_m']:.3f} | {r['rpe_translation_rmse_m']:.4f} | "
-                         f"{r['rpe_rotation_rmse_deg']:.4f} | {r['length_m']:.1f} |")
+            lines.append(f"| {sequence} | {method} | {r['stereo_share']:.3f} | {r['ape_rmse_m']:.3f} | "
+                         f"{r['rpe_translation_rmse_m']:.4f} | {r['rpe_rotation_rmse_deg']:.4f} | "
+                         f"{r['length_m']:.1f} |")
     return "\n".join(lines) + "\n"
 
 def plot_mma(path: Path, hpatches: dict[str, dict[str, Any]]) -> None:

@@ -200,6 +200,8 @@ def test_stereo_trajectories_of_every_front_end(tmp_path: Path, random_checkpoin
     assert set(trajectories) == {"random", "random_flow", "orb", "klt"}, "every front end through the back end"
     assert trajectories["klt"]["length_m"] == pytest.approx(0.5)
     assert trajectories["klt"]["ape_rmse_m"] < 0.02, "flowed corners on a textured wall give the 0.5 m within 2 cm"
+    # Most corners are paired by flow; those in the left image's first 16 columns are not in the right image.
+    assert 0.5 < trajectories["klt"]["stereo_share"] < 0.95
     # A random network's descriptors pair little and wrongly: its rows only need to exist and be numbers.
     assert all(np.isfinite(list(scores.values())).all() for scores in trajectories.values()), trajectories
     assert results["settings"]["stereo_back_end"]["window"] == 10

@@ -134,5 +134,5 @@ def test_evo_scores_of_a_trajectory() -> None:
     np.testing.assert_allclose(aligned_to_truth(offset @ truth, truth, times), truth, atol=1e-6)
     with pytest.raises(ValueError, match="same N"):
         score_trajectory(truth[:5], truth, times)
-    table = trajectory_table({"kitti": {"klt": exact}})
-    assert "| kitti | klt | 0.000 | 0.0000 | 0.0000 | 10.0 |" in table
+    table = trajectory_table({"kitti": {"klt": {**exact, "stereo_share": 0.75}}})
+    assert "| kitti | klt | 0.750 | 0.000 | 0.0000 | 0.0000 | 10.0 |" in table
