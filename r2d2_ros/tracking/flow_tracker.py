@@ -21,8 +21,10 @@ confirmed point takes that detection's descriptor, scale and score (its appearan
 unconfirmed one keeps its track's. The position is always the flow's: sub-pixel and relative to the
 previous frame, where a re-detection is off by the detector's jitter.
 
-New tracks start at the best detections farther than :data:`NEW_POINT_SPACING_PX` from the tracked
-points and from each other. Flow works on the image, so keypoints and image are in raw pixels; with a
+New tracks start at the detections farther than :data:`NEW_POINT_SPACING_PX` from the tracked points
+and from each other that flow follows best: ranked by their Shi-Tomasi response over the flow's window
+(:func:`trackability`), not by R2D2's score. R2D2's best detections include fast, blurred road and
+grass near the car that flow loses at once. Flow works on the image, so keypoints and image are in raw pixels; with a
 camera model the verification runs on rectified pixels with the essential matrix.
 Re-identifying a lost track a few frames later by its descriptor is not done here.
 """
@@ -38,7 +40,7 @@ from .tracker import NEW_POINT_SPACING_PX, TrackerConfig, _pixel_distances, _spa
 from .tracks import TrackBook, TrackIdSequence, Tracks
 from .verification import epipolar_model
 
-__all__ = ["FlowTracker", "flow_points", "LK_PARAMETERS", "FORWARD_BACKWARD_PX", "VERIFY_RADIUS_PX"]
+__all__ = ["FlowTracker", "flow_points", "trackability", "LK_PARAMETERS", "FORWARD_BACKWARD_PX", "VERIFY_RADIUS_PX"]
 
 # Pyramidal Lucas-Kanade as VINS-style front ends run it: a 21 px window over 4 levels follows motions
 # of tens of pixels (KITTI's road near the car moves 20-40 px a frame).
@@ -51,6 +53,10 @@ FORWARD_BACKWARD_PX = 0.5
 # the detector's spread around one point (a few pixels between pyramid levels), less than the spacing
 # of two tracks, so the nearest detection is this point's if the detector found it.
 VERIFY_RADIUS_PX = 2.0
+# Block of the corner response that ranks new points: the flow's window, since Lucas-Kanade solves with
+# the gradients of that window and follows a point as well as their smaller eigenvalue is large (Shi and
+# Tomasi's argument). goodFeaturesToTrack's 3 px block ranks worse on KITTI (docs/tracking_flow.md).
+TRACKABILITY_BLOCK_PX = LK_PARAMETERS["winSize"][0]
 
 
 def flow_points(previous_image: np.ndarray, image: np.ndarray, points: np.ndarray,
@@ -76,6 +82,21 @@ def flow_points(previous_image: np.ndarray, image: np.ndarray, points: np.ndarra
     inside = (forward >= 0).all(axis=1) & (forward[:, 0] < width) & (forward[:, 1] < height)
     returned = np.linalg.norm(backward - start, axis=1) <= forward_backward_px
     return forward, (status.ravel() == 1) & (back_status.ravel() == 1) & returned & inside
+
+
+def trackability(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """How well flow can follow each point: the smaller eigenvalue of the image's gradient matrix over a
+    :data:`TRACKABILITY_BLOCK_PX` block around its pixel (``cv2.cornerMinEigenVal``), (N,) float32.
+
+    Args:
+        image: grey (H, W) uint8.
+        points: (N, 2) x, y in ``image``.
+    """
+    response = cv2.cornerMinEigenVal(image, TRACKABILITY_BLOCK_PX)
+    height, width = image.shape
+    columns = np.clip(np.rint(points[:, 0]).astype(np.int64), 0, width - 1)
+    rows = np.clip(np.rint(points[:, 1]).astype(np.int64), 0, height - 1)
+    return response[rows, columns]
 
 
 class FlowTracker:
@@ -111,14 +132,14 @@ class FlowTracker:
         """Tracks of a new frame.
 
         Args:
-            features: the frame's detections in raw pixels, best first.
+            features: the frame's detections in raw pixels (in any order: new tracks start at the most trackable).
             image: the frame, grey (H, W) uint8, the size ``features.image_size`` gives.
             camera: the camera's model, to verify on rectified pixels with the essential matrix; None:
                 the fundamental matrix on raw pixels.
 
         Returns:
             The frame's points in raw pixels (the tracked ones at their flowed positions, in the order of
-            the previous frame, then the new ones, best first) and their tracks.
+            the previous frame, then the new ones, most trackable first) and their tracks.
 
         Raises:
             ValueError: the image is not grey uint8 of the features' image size.
@@ -136,7 +157,7 @@ class FlowTracker:
         descriptors[confirmed] = features.descriptors[confirming[confirmed]].to(descriptors.dtype)
         scores[confirmed] = features.scores[confirming[confirmed]].to(scores.dtype)
         keypoints[:, :2] = torch.from_numpy(positions).to(keypoints.device, keypoints.dtype)
-        new = self._new_points(detections, positions)
+        new = self._new_points(detections, positions, image)
         points = Features(torch.cat([keypoints, features.keypoints[new]]),
                           torch.cat([descriptors, features.descriptors[new].to(descriptors.dtype)]),
                           torch.cat([scores, features.scores[new].to(scores.dtype)]), features.image_size)
@@ -194,12 +215,14 @@ class FlowTracker:
         alike[near] = ((2 - 2 * similarity).clamp(min=0).sqrt() <= self.config.max_descriptor_distance).numpy()
         return alike
 
-    def _new_points(self, detections: np.ndarray, tracked: np.ndarray) -> np.ndarray:
-        """Indices of the detections that start tracks, best first: each farther than NEW_POINT_SPACING_PX
-        from the tracked points and from the new ones before it, up to ``max_points`` points in all."""
+    def _new_points(self, detections: np.ndarray, tracked: np.ndarray, image: np.ndarray) -> np.ndarray:
+        """Indices of the detections that start tracks, the most trackable first (:func:`trackability`,
+        ties in detection order): each farther than NEW_POINT_SPACING_PX from the tracked points and from
+        the new ones before it, up to ``max_points`` points in all."""
         others = np.arange(len(detections))
         if len(tracked) and len(others):
             distance = _pixel_distances(torch.from_numpy(detections), torch.from_numpy(tracked))
             others = others[(distance.min(dim=1).values > NEW_POINT_SPACING_PX).numpy()]
+        others = others[np.argsort(-trackability(image, detections[others]), kind="stable")]
         limit = self.config.max_points - len(tracked) if self.config.max_points else len(others)
         return others[_spaced_in_order(detections[others].tolist(), NEW_POINT_SPACING_PX, limit)]

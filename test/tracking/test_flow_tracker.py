@@ -13,7 +13,7 @@ import torch
 
 from r2d2_ros.features import Features
 from r2d2_ros.tracking import FeatureTracker, FlowTracker, TrackerConfig, TrackIdSequence
-from r2d2_ros.tracking.flow_tracker import flow_points
+from r2d2_ros.tracking.flow_tracker import flow_points, trackability
 
 WIDTH, HEIGHT = 320, 240
 MARGIN = 120  # texture around the first view, panned into
@@ -153,19 +153,42 @@ def test_new_points_keep_away_from_tracked_ones_and_from_each_other() -> None:
     assert (tracks.lengths[old] == 2).all() and (tracks.lengths[new] == 1).all()
 
 
-def test_max_points_keeps_the_tracked_points_then_the_best_new_ones() -> None:
+def test_max_points_keeps_the_tracked_points_then_the_most_trackable_new_ones() -> None:
     tracker = FlowTracker(TrackerConfig(mode="flow", max_points=100))
     first, first_tracks = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
-    detections = _detections(PAN[1], 1)
-    points, tracks = tracker.update(detections, _view(PAN[1]))
+    detections, image = _detections(PAN[1], 1), _view(PAN[1])
+    points, tracks = tracker.update(detections, image)
     assert len(first) == len(points) == 100
     tracked = np.isin(tracks.ids, first_tracks.ids)
     assert tracked.sum() >= 95 and tracked[:tracked.sum()].all()  # the tracked points first
-    # The new ones are the best detections away from the tracked points, in their order.
-    best = detections.keypoints[:, :2].numpy()
-    gap = np.linalg.norm(best[:, None] - points.keypoints[:, :2].numpy()[tracked][None], axis=2).min(axis=1)
-    expected = best[gap > 4.0][:100 - tracked.sum()]
-    assert np.array_equal(points.keypoints[~tracked, :2].numpy(), expected)
+    # The new ones are the most trackable detections away from the tracked points, most trackable first:
+    # an eligible detection left out lies within 4 px of a kept point, or is less trackable.
+    candidates = detections.keypoints[:, :2].numpy()
+    kept = points.keypoints[:, :2].numpy()
+    eligible = np.linalg.norm(candidates[:, None] - kept[tracked][None], axis=2).min(axis=1) > 4.0
+    new_response = trackability(image, kept[~tracked])
+    assert np.all(np.diff(new_response) <= 0)
+    left_out = eligible & (np.linalg.norm(candidates[:, None] - kept[None], axis=2).min(axis=1) > 4.0)
+    assert left_out.any() and trackability(image, candidates[left_out]).max() <= new_response.min()
+
+
+def test_new_tracks_start_where_flow_can_follow_rather_than_on_flat_or_blurred_patches() -> None:
+    image = _view(PAN[0])
+    image[40:100, 40:100] = 128  # a flat patch
+    image[140:200, 200:260] = cv2.GaussianBlur(image, (0, 0), 8.0)[140:200, 200:260]  # a smeared one
+    # R2D2's best two detections on the flat and the blurred patch, a cornery one third.
+    points = np.array([[70.0, 70.0], [230.0, 170.0], [_corner(image)[0], _corner(image)[1]]])
+    keypoints = torch.from_numpy(np.column_stack([points, np.full(3, 8.0)]).astype(np.float32))
+    detections = Features(keypoints, DESCRIPTORS[:3], torch.tensor([1.0, 0.9, 0.8]), (WIDTH, HEIGHT))
+    started, _ = FlowTracker(TrackerConfig(mode="flow", max_points=1)).update(detections, image)
+    assert np.array_equal(started.keypoints[:, :2].numpy(), points[2:])
+    assert trackability(image, points[:2]).max() < 0.1 * trackability(image, points[2:])[0]
+
+
+def _corner(image: np.ndarray) -> np.ndarray:
+    """The strongest Shi-Tomasi corner of ``image`` away from its border, x, y."""
+    corners = cv2.goodFeaturesToTrack(image[20:-20, 20:-20], 1, 0.01, 10)
+    return corners.reshape(2) + 20
 
 
 def test_ids_are_never_shared_with_the_other_trackers_of_a_sequence() -> None:
