@@ -21,12 +21,16 @@ confirmed point takes that detection's descriptor, scale and score (its appearan
 unconfirmed one keeps its track's. The position is always the flow's: sub-pixel and relative to the
 previous frame, where a re-detection is off by the detector's jitter.
 
+A track that flow lost is searched for in the next frames by its descriptor (:mod:`.reidentification`)
+and goes on under its id when found: a point hidden for a frame or two keeps its track.
+
 New tracks start at the detections farther than :data:`NEW_POINT_SPACING_PX` from the tracked points
 and from each other that flow follows best: ranked by their Shi-Tomasi response over the flow's window
 (:func:`trackability`), not by R2D2's score. R2D2's best detections include fast, blurred road and
-grass near the car that flow loses at once. Flow works on the image, so keypoints and image are in raw pixels; with a
-camera model the verification runs on rectified pixels with the essential matrix.
-Re-identifying a lost track a few frames later by its descriptor is not done here.
+grass near the car that flow loses at once.
+
+Flow works on the image, so keypoints and image are in raw pixels; with a camera model the
+verification runs on rectified pixels with the essential matrix.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ import numpy as np
 import torch
 
 from ..features import Features
+from .reidentification import REIDENTIFY_FRAMES, LostTracks
 from .rectification import CameraModel, rectify_points
 from .tracker import NEW_POINT_SPACING_PX, TrackerConfig, _pixel_distances, _spaced_in_order
 from .tracks import TrackBook, TrackIdSequence, Tracks
@@ -106,9 +111,9 @@ class FlowTracker:
     ``reset``), but a frame's points are not a subset of its detections: a tracked point lies where
     the flow took it. So :meth:`update` takes the image and returns the frame's points as
     :class:`Features`. From the config it uses ``max_descriptor_distance`` (the verification against
-    the nearest detection), ``ransac_threshold_px``, ``trail_length`` and ``max_points`` (0: every
-    detection away from the tracked points starts a track); ``guided_radius_px`` is the descriptor
-    mode's only.
+    the nearest detection and the re-identification), ``ransac_threshold_px``, ``trail_length`` and
+    ``max_points`` (0: every detection away from the tracked points starts a track);
+    ``guided_radius_px`` is the descriptor mode's only.
 
     Args:
         ids: where new track ids come from (shared by the trackers of one node); default: its own.
@@ -116,16 +121,17 @@ class FlowTracker:
 
     def __init__(self, config: TrackerConfig = TrackerConfig(mode="flow"), ids: TrackIdSequence | None = None) -> None:
         self.config = config
-        self.book = TrackBook(config.trail_length, ids)
-        self._previous: Features | None = None  # the points the last frame kept, raw pixels
-        self._previous_image: np.ndarray | None = None
-        self._previous_lengths = np.zeros(0, np.int32)
+        self.book = TrackBook(config.trail_length, ids, REIDENTIFY_FRAMES)
+        self.reset()
 
     def reset(self) -> None:
         """Starts over (e.g. the camera changed); ids are never reused."""
         self.book.reset()
-        self._previous, self._previous_image = None, None
+        self._previous: Features | None = None  # the points the last frame kept, raw pixels
+        self._previous_image: np.ndarray | None = None
         self._previous_lengths = np.zeros(0, np.int32)
+        self._lost = LostTracks()
+        self._frame = -1  # index of the last frame
 
     def update(self, features: Features, image: np.ndarray, camera: CameraModel | None = None
                ) -> tuple[Features, Tracks]:
@@ -139,7 +145,8 @@ class FlowTracker:
 
         Returns:
             The frame's points in raw pixels (the tracked ones at their flowed positions, in the order of
-            the previous frame, then the new ones, most trackable first) and their tracks.
+            the previous frame, then the lost ones found again at their detections, then the new ones,
+            most trackable first) and their tracks.
 
         Raises:
             ValueError: the image is not grey uint8 of the features' image size.
@@ -148,7 +155,36 @@ class FlowTracker:
             raise ValueError(f"need a grey uint8 image of {features.image_size[0]}x{features.image_size[1]} "
                              f"(width x height), got {image.dtype} {image.shape}")
         detections = features.keypoints[:, :2].float().cpu().numpy()
+        self._frame += 1
+        previous_ids = self.book.ids  # as a stereo partner may have renamed them since
+        self._lost.renamed_last_frame(previous_ids)
         tracked, positions, confirming = self._carry(features, detections, image, camera)
+        carried = self._carried(features, tracked, positions, confirming)
+        # Searched from the next frame on: found again in the frame whose flow lost them, they were mostly
+        # points flow failed on for a reason (blur, an edge), whose steps then disagreed with the true
+        # motion more often (docs/tracking_flow.md).
+        resumed_ids, found = self._reidentify(features, detections, previous_ids[tracked], positions, camera)
+        if self._previous is not None:
+            untracked = np.setdiff1d(np.arange(len(self._previous)), tracked)
+            self._lost.lose(previous_ids[untracked], self._previous.keypoints[untracked, :2].float().cpu().numpy(),
+                            self._previous.descriptors[untracked], self._frame - 1)
+        new = self._new_points(detections, np.vstack([positions, detections[found]]), image)
+        chosen = np.concatenate([found, new])
+        points = Features(torch.cat([carried.keypoints, features.keypoints[chosen].to(carried.keypoints.dtype)]),
+                          torch.cat([carried.descriptors, features.descriptors[chosen].to(carried.descriptors.dtype)]),
+                          torch.cat([carried.scores, features.scores[chosen].to(carried.scores.dtype)]),
+                          features.image_size)
+        xy = points.keypoints[:, :2].float().cpu().numpy()
+        tracks = self.book.update(xy, np.column_stack([tracked, np.arange(len(tracked))]),
+                                  np.column_stack([resumed_ids, len(tracked) + np.arange(len(found))]))
+        self._lost.remember(self._frame, tracks.ids, xy, resumed_ids)
+        self._previous, self._previous_image, self._previous_lengths = points, image, tracks.lengths
+        return points, tracks
+
+    def _carried(self, features: Features, tracked: np.ndarray, positions: np.ndarray, confirming: np.ndarray
+                 ) -> Features:
+        """The previous points ``tracked`` at their flowed ``positions``; a confirmed one with its
+        confirming detection's descriptor, scale and score."""
         carried = self._previous.select(tracked) if self._previous is not None else features.select([])
         keypoints = carried.keypoints.clone()
         descriptors, scores = carried.descriptors.clone(), carried.scores.clone()
@@ -157,14 +193,20 @@ class FlowTracker:
         descriptors[confirmed] = features.descriptors[confirming[confirmed]].to(descriptors.dtype)
         scores[confirmed] = features.scores[confirming[confirmed]].to(scores.dtype)
         keypoints[:, :2] = torch.from_numpy(positions).to(keypoints.device, keypoints.dtype)
-        new = self._new_points(detections, positions, image)
-        points = Features(torch.cat([keypoints, features.keypoints[new]]),
-                          torch.cat([descriptors, features.descriptors[new].to(descriptors.dtype)]),
-                          torch.cat([scores, features.scores[new].to(scores.dtype)]), features.image_size)
-        tracks = self.book.update(points.keypoints[:, :2].float().cpu().numpy(),
-                                  np.column_stack([tracked, np.arange(len(tracked))]))
-        self._previous, self._previous_image, self._previous_lengths = points, image, tracks.lengths
-        return points, tracks
+        return Features(keypoints, descriptors, scores, features.image_size)
+
+    def _reidentify(self, features: Features, detections: np.ndarray, tracked_ids: np.ndarray,
+                    tracked_positions: np.ndarray, camera: CameraModel | None) -> tuple[np.ndarray, np.ndarray]:
+        """Lost tracks found again among the detections no tracked point has taken: their ids (R,) and
+        detections (R,), within what ``max_points`` leaves."""
+        free = np.ones(len(detections), bool)
+        if len(tracked_positions) and len(detections):
+            free = (_pixel_distances(torch.from_numpy(detections), torch.from_numpy(tracked_positions))
+                    .min(dim=1).values > NEW_POINT_SPACING_PX).numpy()
+        limit = self.config.max_points - len(tracked_ids) if self.config.max_points else len(detections)
+        return self._lost.search(self.book.resumable(self._lost.ids), tracked_ids, tracked_positions, detections,
+                                 features.descriptors, free, camera, self.config.max_descriptor_distance,
+                                 self.config.ransac_threshold_px, limit)
 
     def _carry(self, features: Features, detections: np.ndarray, image: np.ndarray, camera: CameraModel | None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
