@@ -106,37 +106,33 @@ class FlowTracker:
         detections = features.keypoints[:, :2].float().cpu().numpy()
         self._frame += 1
         previous_ids = self.book.ids  # as a stereo partner may have renamed them since
-        self._lost.renamed_last_frame(previous_ids)
         tracked, positions, confirming = self._carry(features, detections, image, camera)
-        carried = self._carried(features, tracked, positions, confirming)
-        # Searched from the next frame on: found again in the frame whose flow lost them, they were mostly
-        # points flow failed on for a reason (blur, an edge), whose steps then disagreed with the true
-        # motion more often (docs/tracking_flow.md).
-        resumed_ids, found = self._reidentify(features, detections, previous_ids[tracked], positions, camera)
+        carried = self._moved(self._previous.select(tracked) if self._previous is not None else features.select([]),
+                              positions, confirming, features)
+        # The points this step lost are searched for from the next frame on: flowed again from the previous
+        # frame, they would only repeat the flow that lost them.
+        resumed, found = self._reidentify(features, image, detections, previous_ids[tracked], positions, camera)
         if self._previous is not None:
             untracked = np.setdiff1d(np.arange(len(self._previous)), tracked)
-            self._lost.lose(previous_ids[untracked], self._previous.keypoints[untracked, :2].float().cpu().numpy(),
-                            self._previous.descriptors[untracked], self._frame - 1)
-        new = self._new_points(detections, np.vstack([positions, detections[found]]), image)
-        chosen = np.concatenate([found, new])
-        points = Features(torch.cat([carried.keypoints, features.keypoints[chosen].to(carried.keypoints.dtype)]),
-                          torch.cat([carried.descriptors, features.descriptors[chosen].to(carried.descriptors.dtype)]),
-                          torch.cat([carried.scores, features.scores[chosen].to(carried.scores.dtype)]),
-                          features.image_size)
+            self._lost.lose(previous_ids[untracked], self._previous.select(untracked), self._frame - 1)
+        taken = np.vstack([positions, resumed.keypoints[:, :2].float().cpu().numpy()])
+        new = self._new_points(detections, taken, image)
+        parts = (carried, resumed, features.select(new))
+        points = Features(*(torch.cat([getattr(part, name).to(getattr(carried, name).dtype) for part in parts])
+                            for name in ("keypoints", "descriptors", "scores")), features.image_size)
         xy = points.keypoints[:, :2].float().cpu().numpy()
         tracks = self.book.update(xy, np.column_stack([tracked, np.arange(len(tracked))]),
-                                  np.column_stack([resumed_ids, len(tracked) + np.arange(len(found))]))
-        self._lost.remember(self._frame, tracks.ids, xy, resumed_ids)
+                                  np.column_stack([self._lost.ids[found], len(tracked) + np.arange(len(found))]))
+        self._lost.remember(self._frame, image, tracks.ids, xy, found)
         self._previous, self._previous_image, self._previous_lengths = points, image, tracks.lengths
         return points, tracks
 
-    def _carried(self, features: Features, tracked: np.ndarray, positions: np.ndarray, confirming: np.ndarray
-                 ) -> Features:
-        """The previous points ``tracked`` at their flowed ``positions``; a confirmed one with its
-        confirming detection's descriptor, scale and score."""
-        carried = self._previous.select(tracked) if self._previous is not None else features.select([])
-        keypoints = carried.keypoints.clone()
-        descriptors, scores = carried.descriptors.clone(), carried.scores.clone()
+    @staticmethod
+    def _moved(points: Features, positions: np.ndarray, confirming: np.ndarray, features: Features) -> Features:
+        """``points`` at the flowed ``positions``; one ``confirming`` (>= 0) takes that detection's
+        descriptor, scale and score (its look as now seen)."""
+        keypoints = points.keypoints.clone()
+        descriptors, scores = points.descriptors.clone(), points.scores.clone()
         confirmed = np.flatnonzero(confirming >= 0)
         keypoints[confirmed] = features.keypoints[confirming[confirmed]].to(keypoints.dtype)
         descriptors[confirmed] = features.descriptors[confirming[confirmed]].to(descriptors.dtype)
@@ -144,18 +140,24 @@ class FlowTracker:
         keypoints[:, :2] = torch.from_numpy(positions).to(keypoints.device, keypoints.dtype)
         return Features(keypoints, descriptors, scores, features.image_size)
 
-    def _reidentify(self, features: Features, detections: np.ndarray, tracked_ids: np.ndarray,
-                    tracked_positions: np.ndarray, camera: CameraModel | None) -> tuple[np.ndarray, np.ndarray]:
-        """Lost tracks found again among the detections no tracked point has taken: their ids (R,) and
-        detections (R,), within what ``max_points`` leaves."""
-        free = np.ones(len(detections), bool)
-        if len(tracked_positions) and len(detections):
-            free = (_pixel_distances(torch.from_numpy(detections), torch.from_numpy(tracked_positions))
-                    .min(dim=1).values > NEW_POINT_SPACING_PX).numpy()
-        limit = self.config.max_points - len(tracked_ids) if self.config.max_points else len(detections)
-        return self._lost.search(self.book.resumable(self._lost.ids), tracked_ids, tracked_positions, detections,
-                                 features.descriptors, free, camera, self.config.max_descriptor_distance,
-                                 self.config.ransac_threshold_px, limit)
+    def _reidentify(self, features: Features, image: np.ndarray, detections: np.ndarray, tracked_ids: np.ndarray,
+                    tracked_positions: np.ndarray, camera: CameraModel | None) -> tuple[Features, np.ndarray]:
+        """Lost tracks found again: flow follows them from their last sighting (:class:`LostTracks`) and the
+        nearest detection within :data:`VERIFY_RADIUS_PX` confirms each by descriptor. Returns them as
+        points of this frame and their indices among the lost tracks, most alike first, each farther than
+        NEW_POINT_SPACING_PX from those before it, within what ``max_points`` leaves."""
+        found = self._lost.search(image, self.book.resumable(self._lost.ids), tracked_ids, tracked_positions, camera,
+                                  self.config.ransac_threshold_px)
+        if len(found.lost) == 0 or self._lost.points is None:
+            return features.select([]), found.lost
+        lost = self._lost.points.select(found.lost)
+        confirming = self._nearest_detection(found.positions, detections)
+        similarity = self._similarity(lost.descriptors, confirming, features)
+        confirmed = (confirming >= 0) & self._alike(similarity)
+        order = np.flatnonzero(confirmed)[np.argsort(-similarity[confirmed], kind="stable")]
+        limit = self.config.max_points - len(tracked_ids) if self.config.max_points else len(order)
+        order = order[_spaced_in_order(found.positions[order].tolist(), NEW_POINT_SPACING_PX, limit)]
+        return self._moved(lost.select(order), found.positions[order], confirming[order], features), found.lost[order]
 
     def _carry(self, features: Features, detections: np.ndarray, image: np.ndarray, camera: CameraModel | None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -168,7 +170,8 @@ class FlowTracker:
         positions, followed = flow_points(self._previous_image, image, previous)
         tracked = np.flatnonzero(followed)
         confirming = self._nearest_detection(positions[tracked], detections)
-        alike = self._alike(tracked, confirming, features)
+        alike = self._alike(self._similarity(self._previous.descriptors[torch.from_numpy(tracked)], confirming,
+                                             features))
         tracked, confirming = tracked[alike], confirming[alike]
         points1, points2 = previous[tracked], positions[tracked]
         if camera is not None:
@@ -192,19 +195,20 @@ class FlowTracker:
         nearest = distance.min(dim=1)
         return torch.where(nearest.values <= VERIFY_RADIUS_PX, nearest.indices, -1).numpy()
 
-    def _alike(self, tracked: np.ndarray, confirming: np.ndarray, features: Features) -> np.ndarray:
-        """(K,) bool: no detection near the flowed point, or the nearest one's descriptor is the track's."""
-        assert self._previous is not None
+    @staticmethod
+    def _similarity(descriptors: torch.Tensor, confirming: np.ndarray, features: Features) -> np.ndarray:
+        """(K,) cosine between each track's descriptor and its confirming detection's; 1 where none."""
+        similarity = np.ones(len(confirming), np.float32)
         near = np.flatnonzero(confirming >= 0)
-        alike = np.ones(len(tracked), bool)
-        if len(near) == 0:
-            return alike
-        track_descriptors = self._previous.descriptors[torch.from_numpy(tracked[near])].float()
-        detection_descriptors = features.descriptors[torch.from_numpy(confirming[near])].float()
-        similarity = (track_descriptors.cpu() * detection_descriptors.cpu()).sum(dim=1)
+        if len(near):
+            detections = features.descriptors[torch.from_numpy(confirming[near])].float().cpu()
+            similarity[near] = (descriptors[torch.from_numpy(near)].float().cpu() * detections).sum(dim=1).numpy()
+        return similarity
+
+    def _alike(self, similarity: np.ndarray) -> np.ndarray:
+        """(K,) bool: descriptors this similar (cosine) describe one point, as ``max_descriptor_distance`` says."""
         # Unit descriptors: |a - b| = sqrt(2 - 2 a.b), as the descriptor tracker's limit is stated.
-        alike[near] = ((2 - 2 * similarity).clamp(min=0).sqrt() <= self.config.max_descriptor_distance).numpy()
-        return alike
+        return np.sqrt(np.clip(2 - 2 * similarity, 0, None)) <= self.config.max_descriptor_distance
 
     def _new_points(self, detections: np.ndarray, tracked: np.ndarray, image: np.ndarray) -> np.ndarray:
         """Indices of the detections that start tracks, the most trackable first (:func:`trackability`,

@@ -14,7 +14,7 @@ import torch
 from r2d2_ros.features import Features
 from r2d2_ros.tracking import FeatureTracker, FlowTracker, TrackerConfig, TrackIdSequence
 from r2d2_ros.tracking.flow_tracker import flow_points, trackability
-from r2d2_ros.tracking.reidentification import REIDENTIFY_FRAMES
+from r2d2_ros.tracking.reidentification import REIDENTIFY_FRAMES, LostTracks
 
 WIDTH, HEIGHT = 320, 240
 MARGIN = 120  # texture around the first view, panned into
@@ -204,29 +204,41 @@ def test_a_different_point_where_a_hidden_one_was_does_not_take_its_id() -> None
     assert last_id is not None and last_id != first_id and first_id not in views[3][1]
 
 
-def test_two_lost_tracks_never_share_the_one_detection_both_resemble() -> None:
-    # An epipolar check loose enough that it cannot tell the two apart: only one may take the detection.
-    tracker = FlowTracker(TrackerConfig(mode="flow", ransac_threshold_px=5.0))
-    first, first_tracks = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+def test_a_hidden_point_resumes_under_the_id_it_adopted_from_a_stereo_partner() -> None:
+    tracker = FlowTracker(FLOW)
+    first, _ = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
     target = _scene_point_near(PAN[0], 160, 120)
-    neighbour = _scene_point_near(PAN[0], *(SCENE[target] + PAN[0] + [SPACING, 0]))
+    index = int(np.flatnonzero(_scene_index(first.keypoints[:, :2].numpy(), PAN[0]) == target)[0])
+    tracker.book.adopt(np.array([index]), np.array([10_000]))  # the other camera's id for this point
     covered = _covered(PAN[0], *(SCENE[target] + PAN[0]), 20)
-    for index in (1, 2):  # both hidden under a flat patch
-        image = _view(PAN[index])
-        x, y = np.rint(SCENE[target] + PAN[index]).astype(int)
+    for shift, seed in ((PAN[1], 1), (PAN[2], 2)):
+        image = _view(shift)
+        x, y = np.rint(SCENE[target] + shift).astype(int)
         image[y - 20:y + 21, x - 20:x + 21] = 128
-        tracker.update(_detections(PAN[index], index, hidden=covered), image)
-    # Back in view, neither is detected, but one point halfway between them that looks like both.
-    halfway = (SCENE[target] + SCENE[neighbour]) / 2 + PAN[3]
-    look_alike = torch.nn.functional.normalize(DESCRIPTORS[target] + DESCRIPTORS[neighbour], dim=0)
-    detections = _detections(PAN[3], 3, hidden=np.array([target, neighbour]), extra=halfway[None])
-    detections.descriptors[0] = look_alike
-    points, tracks = tracker.update(detections, _view(PAN[3]))
-    assert len(np.unique(tracks.ids)) == len(tracks.ids)
-    ids = first_tracks.ids[[_scene_index(first.keypoints[:, :2].numpy(), PAN[0]).tolist().index(point)
-                            for point in (target, neighbour)]]
-    assert np.isin(ids, tracks.ids).sum() == 1
-    assert (np.linalg.norm(points.keypoints[:, :2].numpy() - halfway, axis=1) < 1).sum() == 1
+        tracker.update(_detections(shift, seed, hidden=covered), image)
+    points, tracks = tracker.update(_detections(PAN[3], 3), _view(PAN[3]))
+    assert _id_of((points, tracks.ids), target, PAN[3]) == 10_000
+
+
+def test_a_lost_track_is_not_found_again_where_a_tracked_point_is() -> None:
+    # Frame 0's points in view: one lost, the others the tracked points of frame 1.
+    points = SCENE + PAN[0]
+    inside = np.flatnonzero((points >= 30).all(axis=1) & (points[:, 0] < WIDTH - 30) & (points[:, 1] < HEIGHT - 30))
+    lost_point, others = inside[len(inside) // 2], np.delete(inside, len(inside) // 2)
+    keypoints = torch.from_numpy(np.column_stack([points[[lost_point]], [8.0]]).astype(np.float32))
+    for taken in (False, True):
+        lost = LostTracks()
+        lost.remember(0, _view(PAN[0]), inside.astype(np.int64), points[inside], np.zeros(0, np.int64))
+        lost.lose(np.array([lost_point]),
+                  Features(keypoints, DESCRIPTORS[[lost_point]], torch.ones(1), (WIDTH, HEIGHT)), 0)
+        tracked, positions = others, SCENE[others] + PAN[1]
+        if taken:  # a track started since holds its place
+            tracked, positions = np.append(others, 10_000), np.vstack([positions, SCENE[lost_point] + PAN[1]])
+        found = lost.search(_view(PAN[1]), np.array([True]), tracked, positions.astype(np.float32), None, 1.0)
+        if taken:
+            assert len(found.lost) == 0
+        else:
+            assert found.lost.tolist() == [0] and np.abs(found.positions[0] - (SCENE[lost_point] + PAN[1])).max() < 0.1
 
 
 def test_new_points_keep_away_from_tracked_ones_and_from_each_other() -> None:
