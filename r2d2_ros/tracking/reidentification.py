@@ -26,7 +26,7 @@ from .rectification import CameraModel, rectify_points
 from .tracker import NEW_POINT_SPACING_PX, _pixel_distances
 from .verification import MIN_MATCHES, epipolar_model, sampson_errors
 
-__all__ = ["LostTracks", "REIDENTIFY_FRAMES"]
+__all__ = ["FoundTracks", "LostTracks", "REIDENTIFY_FRAMES"]
 
 # Frames a lost track may go unseen and still be found again. At KITTI's 10 Hz a pole, a passing car or
 # a blurred frame hides a point for a frame or two; the longer it stays hidden, the more its look changes
