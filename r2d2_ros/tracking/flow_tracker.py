@@ -21,61 +21,36 @@ confirmed point takes that detection's descriptor, scale and score (its appearan
 unconfirmed one keeps its track's. The position is always the flow's: sub-pixel and relative to the
 previous frame, where a re-detection is off by the detector's jitter.
 
-New tracks start at the best detections farther than :data:`NEW_POINT_SPACING_PX` from the tracked
-points and from each other. Flow works on the image, so keypoints and image are in raw pixels; with a
-camera model the verification runs on rectified pixels with the essential matrix.
-Re-identifying a lost track a few frames later by its descriptor is not done here.
+A track that flow lost is searched for in the next frames by its descriptor (:mod:`.reidentification`)
+and goes on under its id when found: a point hidden for a frame or two keeps its track.
+
+New tracks start at the detections farther than :data:`NEW_POINT_SPACING_PX` from the tracked points
+and from each other that flow follows best: ranked by their Shi-Tomasi response over the flow's window
+(:func:`~r2d2_ros.tracking.optical_flow.trackability`), not by R2D2's score. R2D2's best detections
+include fast, blurred road and grass near the car that flow loses at once.
+
+Flow works on the image, so keypoints and image are in raw pixels; with a camera model the
+verification runs on rectified pixels with the essential matrix.
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
 from ..features import Features
+from .optical_flow import FORWARD_BACKWARD_PX, LK_PARAMETERS, flow_points, trackability
+from .reidentification import REIDENTIFY_FRAMES, LostTracks
 from .rectification import CameraModel, rectify_points
 from .tracker import NEW_POINT_SPACING_PX, TrackerConfig, _pixel_distances, _spaced_in_order
 from .tracks import TrackBook, TrackIdSequence, Tracks
 from .verification import epipolar_model
 
-__all__ = ["FlowTracker", "flow_points", "LK_PARAMETERS", "FORWARD_BACKWARD_PX", "VERIFY_RADIUS_PX"]
+__all__ = ["FlowTracker", "flow_points", "trackability", "LK_PARAMETERS", "FORWARD_BACKWARD_PX", "VERIFY_RADIUS_PX"]
 
-# Pyramidal Lucas-Kanade as VINS-style front ends run it: a 21 px window over 4 levels follows motions
-# of tens of pixels (KITTI's road near the car moves 20-40 px a frame).
-LK_PARAMETERS = {"winSize": (21, 21), "maxLevel": 3,
-                 "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)}
-# Largest distance between a point and where its forward-then-backward flow returns: beyond it the
-# flow is ambiguous (an edge, repeated texture) or lost (occlusion).
-FORWARD_BACKWARD_PX = 0.5
 # Radius around a flowed point within which the nearest detection must describe the same point. About
 # the detector's spread around one point (a few pixels between pyramid levels), less than the spacing
 # of two tracks, so the nearest detection is this point's if the detector found it.
 VERIFY_RADIUS_PX = 2.0
-
-
-def flow_points(previous_image: np.ndarray, image: np.ndarray, points: np.ndarray,
-                forward_backward_px: float = FORWARD_BACKWARD_PX) -> tuple[np.ndarray, np.ndarray]:
-    """Points of ``previous_image`` followed into ``image`` by pyramidal Lucas-Kanade flow.
-
-    Args:
-        previous_image, image: grey (H, W) uint8 images of the same size.
-        points: (N, 2) x, y in ``previous_image``.
-        forward_backward_px: largest distance between a point and its flow there and back.
-
-    Returns:
-        (N, 2) float32 positions in ``image``, and (N,) bool: found both ways, back within
-        ``forward_backward_px`` and inside ``image``.
-    """
-    if len(points) == 0:
-        return np.zeros((0, 2), np.float32), np.zeros(0, bool)
-    start = np.ascontiguousarray(points, np.float32).reshape(-1, 1, 2)
-    forward, status, _ = cv2.calcOpticalFlowPyrLK(previous_image, image, start, None, **LK_PARAMETERS)
-    backward, back_status, _ = cv2.calcOpticalFlowPyrLK(image, previous_image, forward, None, **LK_PARAMETERS)
-    forward, backward, start = forward.reshape(-1, 2), backward.reshape(-1, 2), start.reshape(-1, 2)
-    height, width = image.shape[:2]
-    inside = (forward >= 0).all(axis=1) & (forward[:, 0] < width) & (forward[:, 1] < height)
-    returned = np.linalg.norm(backward - start, axis=1) <= forward_backward_px
-    return forward, (status.ravel() == 1) & (back_status.ravel() == 1) & returned & inside
 
 
 class FlowTracker:
@@ -85,9 +60,9 @@ class FlowTracker:
     ``reset``), but a frame's points are not a subset of its detections: a tracked point lies where
     the flow took it. So :meth:`update` takes the image and returns the frame's points as
     :class:`Features`. From the config it uses ``max_descriptor_distance`` (the verification against
-    the nearest detection), ``ransac_threshold_px``, ``trail_length`` and ``max_points`` (0: every
-    detection away from the tracked points starts a track); ``guided_radius_px`` is the descriptor
-    mode's only.
+    the nearest detection and the re-identification), ``ransac_threshold_px``, ``trail_length`` and
+    ``max_points`` (0: every detection away from the tracked points starts a track);
+    ``guided_radius_px`` is the descriptor mode's only.
 
     Args:
         ids: where new track ids come from (shared by the trackers of one node); default: its own.
@@ -95,30 +70,32 @@ class FlowTracker:
 
     def __init__(self, config: TrackerConfig = TrackerConfig(mode="flow"), ids: TrackIdSequence | None = None) -> None:
         self.config = config
-        self.book = TrackBook(config.trail_length, ids)
-        self._previous: Features | None = None  # the points the last frame kept, raw pixels
-        self._previous_image: np.ndarray | None = None
-        self._previous_lengths = np.zeros(0, np.int32)
+        self.book = TrackBook(config.trail_length, ids, REIDENTIFY_FRAMES)
+        self.reset()
 
     def reset(self) -> None:
         """Starts over (e.g. the camera changed); ids are never reused."""
         self.book.reset()
-        self._previous, self._previous_image = None, None
+        self._previous: Features | None = None  # the points the last frame kept, raw pixels
+        self._previous_image: np.ndarray | None = None
         self._previous_lengths = np.zeros(0, np.int32)
+        self._lost = LostTracks()
+        self._frame = -1  # index of the last frame
 
     def update(self, features: Features, image: np.ndarray, camera: CameraModel | None = None
                ) -> tuple[Features, Tracks]:
         """Tracks of a new frame.
 
         Args:
-            features: the frame's detections in raw pixels, best first.
+            features: the frame's detections in raw pixels (in any order: new tracks start at the most trackable).
             image: the frame, grey (H, W) uint8, the size ``features.image_size`` gives.
             camera: the camera's model, to verify on rectified pixels with the essential matrix; None:
                 the fundamental matrix on raw pixels.
 
         Returns:
             The frame's points in raw pixels (the tracked ones at their flowed positions, in the order of
-            the previous frame, then the new ones, best first) and their tracks.
+            the previous frame, then the lost ones found again at their detections, then the new ones,
+            most trackable first) and their tracks.
 
         Raises:
             ValueError: the image is not grey uint8 of the features' image size.
@@ -127,23 +104,60 @@ class FlowTracker:
             raise ValueError(f"need a grey uint8 image of {features.image_size[0]}x{features.image_size[1]} "
                              f"(width x height), got {image.dtype} {image.shape}")
         detections = features.keypoints[:, :2].float().cpu().numpy()
+        self._frame += 1
+        previous_ids = self.book.ids  # as a stereo partner may have renamed them since
         tracked, positions, confirming = self._carry(features, detections, image, camera)
-        carried = self._previous.select(tracked) if self._previous is not None else features.select([])
-        keypoints = carried.keypoints.clone()
-        descriptors, scores = carried.descriptors.clone(), carried.scores.clone()
+        carried = self._moved(self._previous.select(tracked) if self._previous is not None else features.select([]),
+                              positions, confirming, features)
+        # The points this step lost are searched for from the next frame on: flowed again from the previous
+        # frame, they would only repeat the flow that lost them.
+        resumed, found = self._reidentify(features, image, detections, previous_ids[tracked], positions, camera)
+        if self._previous is not None:
+            untracked = np.setdiff1d(np.arange(len(self._previous)), tracked)
+            self._lost.lose(previous_ids[untracked], self._previous.select(untracked), self._frame - 1)
+        taken = np.vstack([positions, resumed.keypoints[:, :2].float().cpu().numpy()])
+        new = self._new_points(detections, taken, image)
+        parts = (carried, resumed, features.select(new))
+        points = Features(*(torch.cat([getattr(part, name).to(getattr(carried, name).dtype) for part in parts])
+                            for name in ("keypoints", "descriptors", "scores")), features.image_size)
+        xy = points.keypoints[:, :2].float().cpu().numpy()
+        tracks = self.book.update(xy, np.column_stack([tracked, np.arange(len(tracked))]),
+                                  np.column_stack([self._lost.ids[found], len(tracked) + np.arange(len(found))]))
+        self._lost.remember(self._frame, image, tracks.ids, xy, found)
+        self._previous, self._previous_image, self._previous_lengths = points, image, tracks.lengths
+        return points, tracks
+
+    @staticmethod
+    def _moved(points: Features, positions: np.ndarray, confirming: np.ndarray, features: Features) -> Features:
+        """``points`` at the flowed ``positions``; one ``confirming`` (>= 0) takes that detection's
+        descriptor, scale and score (its look as now seen)."""
+        keypoints = points.keypoints.clone()
+        descriptors, scores = points.descriptors.clone(), points.scores.clone()
         confirmed = np.flatnonzero(confirming >= 0)
         keypoints[confirmed] = features.keypoints[confirming[confirmed]].to(keypoints.dtype)
         descriptors[confirmed] = features.descriptors[confirming[confirmed]].to(descriptors.dtype)
         scores[confirmed] = features.scores[confirming[confirmed]].to(scores.dtype)
         keypoints[:, :2] = torch.from_numpy(positions).to(keypoints.device, keypoints.dtype)
-        new = self._new_points(detections, positions)
-        points = Features(torch.cat([keypoints, features.keypoints[new]]),
-                          torch.cat([descriptors, features.descriptors[new].to(descriptors.dtype)]),
-                          torch.cat([scores, features.scores[new].to(scores.dtype)]), features.image_size)
-        tracks = self.book.update(points.keypoints[:, :2].float().cpu().numpy(),
-                                  np.column_stack([tracked, np.arange(len(tracked))]))
-        self._previous, self._previous_image, self._previous_lengths = points, image, tracks.lengths
-        return points, tracks
+        return Features(keypoints, descriptors, scores, features.image_size)
+
+    def _reidentify(self, features: Features, image: np.ndarray, detections: np.ndarray, tracked_ids: np.ndarray,
+                    tracked_positions: np.ndarray, camera: CameraModel | None) -> tuple[Features, np.ndarray]:
+        """Lost tracks found again: flow follows them from their last sighting (:class:`LostTracks`) and the
+        nearest detection within :data:`VERIFY_RADIUS_PX` confirms each by descriptor. Returns them as
+        points of this frame and their indices among the lost tracks, most alike first, each farther than
+        NEW_POINT_SPACING_PX from those before it, within what ``max_points`` leaves."""
+        found = self._lost.search(image, self.book.resumable(self._lost.ids), tracked_ids, tracked_positions, camera,
+                                  self.config.ransac_threshold_px)
+        if len(found.lost) == 0 or self._lost.points is None:
+            return features.select([]), found.lost
+        lost = self._lost.points.select(found.lost)
+        confirming = self._nearest_detection(found.positions, detections)
+        similarity = self._similarity(lost.descriptors, confirming, features)
+        confirmed = (confirming >= 0) & self._alike(similarity)
+        order = np.flatnonzero(confirmed)[np.argsort(-similarity[confirmed], kind="stable")]
+        limit = self.config.max_points - len(tracked_ids) if self.config.max_points else len(order)
+        order = order[_spaced_in_order(found.positions[order].tolist(), NEW_POINT_SPACING_PX, limit)]
+        return self._moved(lost.select(order), found.positions[order], confirming[order], features), found.lost[order]
 
     def _carry(self, features: Features, detections: np.ndarray, image: np.ndarray, camera: CameraModel | None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -156,7 +170,8 @@ class FlowTracker:
         positions, followed = flow_points(self._previous_image, image, previous)
         tracked = np.flatnonzero(followed)
         confirming = self._nearest_detection(positions[tracked], detections)
-        alike = self._alike(tracked, confirming, features)
+        alike = self._alike(self._similarity(self._previous.descriptors[torch.from_numpy(tracked)], confirming,
+                                             features))
         tracked, confirming = tracked[alike], confirming[alike]
         points1, points2 = previous[tracked], positions[tracked]
         if camera is not None:
@@ -180,26 +195,29 @@ class FlowTracker:
         nearest = distance.min(dim=1)
         return torch.where(nearest.values <= VERIFY_RADIUS_PX, nearest.indices, -1).numpy()
 
-    def _alike(self, tracked: np.ndarray, confirming: np.ndarray, features: Features) -> np.ndarray:
-        """(K,) bool: no detection near the flowed point, or the nearest one's descriptor is the track's."""
-        assert self._previous is not None
+    @staticmethod
+    def _similarity(descriptors: torch.Tensor, confirming: np.ndarray, features: Features) -> np.ndarray:
+        """(K,) cosine between each track's descriptor and its confirming detection's; 1 where none."""
+        similarity = np.ones(len(confirming), np.float32)
         near = np.flatnonzero(confirming >= 0)
-        alike = np.ones(len(tracked), bool)
-        if len(near) == 0:
-            return alike
-        track_descriptors = self._previous.descriptors[torch.from_numpy(tracked[near])].float()
-        detection_descriptors = features.descriptors[torch.from_numpy(confirming[near])].float()
-        similarity = (track_descriptors.cpu() * detection_descriptors.cpu()).sum(dim=1)
-        # Unit descriptors: |a - b| = sqrt(2 - 2 a.b), as the descriptor tracker's limit is stated.
-        alike[near] = ((2 - 2 * similarity).clamp(min=0).sqrt() <= self.config.max_descriptor_distance).numpy()
-        return alike
+        if len(near):
+            detections = features.descriptors[torch.from_numpy(confirming[near])].float().cpu()
+            similarity[near] = (descriptors[torch.from_numpy(near)].float().cpu() * detections).sum(dim=1).numpy()
+        return similarity
 
-    def _new_points(self, detections: np.ndarray, tracked: np.ndarray) -> np.ndarray:
-        """Indices of the detections that start tracks, best first: each farther than NEW_POINT_SPACING_PX
-        from the tracked points and from the new ones before it, up to ``max_points`` points in all."""
+    def _alike(self, similarity: np.ndarray) -> np.ndarray:
+        """(K,) bool: descriptors this similar (cosine) describe one point, as ``max_descriptor_distance`` says."""
+        # Unit descriptors: |a - b| = sqrt(2 - 2 a.b), as the descriptor tracker's limit is stated.
+        return np.sqrt(np.clip(2 - 2 * similarity, 0, None)) <= self.config.max_descriptor_distance
+
+    def _new_points(self, detections: np.ndarray, tracked: np.ndarray, image: np.ndarray) -> np.ndarray:
+        """Indices of the detections that start tracks, the most trackable first (:func:`trackability`,
+        ties in detection order): each farther than NEW_POINT_SPACING_PX from the tracked points and from
+        the new ones before it, up to ``max_points`` points in all."""
         others = np.arange(len(detections))
         if len(tracked) and len(others):
             distance = _pixel_distances(torch.from_numpy(detections), torch.from_numpy(tracked))
             others = others[(distance.min(dim=1).values > NEW_POINT_SPACING_PX).numpy()]
+        others = others[np.argsort(-trackability(image, detections[others]), kind="stable")]
         limit = self.config.max_points - len(tracked) if self.config.max_points else len(others)
         return others[_spaced_in_order(detections[others].tolist(), NEW_POINT_SPACING_PX, limit)]

@@ -13,7 +13,8 @@ import torch
 
 from r2d2_ros.features import Features
 from r2d2_ros.tracking import FeatureTracker, FlowTracker, TrackerConfig, TrackIdSequence
-from r2d2_ros.tracking.flow_tracker import flow_points
+from r2d2_ros.tracking.flow_tracker import flow_points, trackability
+from r2d2_ros.tracking.reidentification import REIDENTIFY_FRAMES, LostTracks
 
 WIDTH, HEIGHT = 320, 240
 MARGIN = 120  # texture around the first view, panned into
@@ -42,11 +43,13 @@ def _view(shift: np.ndarray, texture: np.ndarray = TEXTURE) -> np.ndarray:
 
 
 def _detections(shift: np.ndarray, seed: int, descriptors: torch.Tensor = DESCRIPTORS,
-                extra: np.ndarray = np.zeros((0, 2))) -> Features:
-    """The visible scene points (jittered by up to 0.5 px, in random order) and ``extra`` points, first."""
+                extra: np.ndarray = np.zeros((0, 2)), hidden: np.ndarray = np.zeros(0, np.int64)) -> Features:
+    """The visible scene points but ``hidden`` ones (jittered by up to 0.5 px, in random order) and ``extra``
+    points, first."""
     rng = np.random.default_rng(seed)
     points = SCENE + shift + rng.uniform(-0.5, 0.5, SCENE.shape)
-    visible = np.flatnonzero((points >= 2).all(axis=1) & (points[:, 0] < WIDTH - 2) & (points[:, 1] < HEIGHT - 2))
+    visible = np.flatnonzero((points >= 2).all(axis=1) & (points[:, 0] < WIDTH - 2) & (points[:, 1] < HEIGHT - 2)
+                             & ~np.isin(np.arange(len(SCENE)), hidden))
     visible = rng.permutation(visible)
     points = np.vstack([extra, points[visible]])
     descriptors = torch.cat([torch.nn.functional.normalize(torch.randn(len(extra), descriptors.shape[1]), dim=1),
@@ -87,11 +90,12 @@ def test_ids_persist_through_a_pan_at_the_flowed_positions() -> None:
         inside = (truth >= 25).all(axis=1) & (truth[:, 0] < WIDTH - 25) & (truth[:, 1] < HEIGHT - 25)
         assert np.isin(first_ids[inside], ids).all()
         # Within 0.2 px of where it started, panned, after five steps: the flow's positions, not those of
-        # the jittered detections (the first frame's ids ascend with its points). Nearer than half the
-        # flow's window to the image's edge, the flow sees less texture and errs more (up to 0.6 px here).
+        # the jittered detections (the first frame's ids ascend with its points). Within about half the
+        # flow's window of the image's edge, the flow sees less texture: it errs more (up to 0.6 px here) or
+        # loses the point, which is then found again at its detection.
         carried = np.isin(ids, first_ids)
         positions, truth = points.keypoints[carried, :2].numpy(), truth[np.searchsorted(first_ids, ids[carried])]
-        clear = (truth >= 10).all(axis=1) & (truth[:, 0] < WIDTH - 10) & (truth[:, 1] < HEIGHT - 10)
+        clear = (truth >= 12).all(axis=1) & (truth[:, 0] < WIDTH - 12) & (truth[:, 1] < HEIGHT - 12)
         assert clear.sum() > 300 and np.abs(positions[clear] - truth[clear]).max() < 0.2
 
 
@@ -111,6 +115,11 @@ def _scene_point_near(shift: np.ndarray, x: float, y: float) -> int:
     return int(np.linalg.norm(SCENE + shift - [x, y], axis=1).argmin())
 
 
+def _covered(shift: np.ndarray, x: float, y: float, half: float) -> np.ndarray:
+    """The scene points that a square of ``half`` px either side of x, y covers in the view at ``shift``."""
+    return np.flatnonzero((np.abs(SCENE + shift - [x, y]) <= half).all(axis=1))
+
+
 def test_a_changed_patch_is_dropped_by_the_flow_check() -> None:
     tracker = FlowTracker(FLOW)
     points, tracks = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
@@ -120,7 +129,7 @@ def test_a_changed_patch_is_dropped_by_the_flow_check() -> None:
     x, y = np.rint(SCENE[occluded] + PAN[1]).astype(int)
     image[y - 20:y + 21, x - 20:x + 21] = occluder  # something passes in front of the point
     occluded_id = tracks.ids[_scene_index(points.keypoints[:, :2].numpy(), PAN[0]) == occluded]
-    _, after = tracker.update(_detections(PAN[1], 1), image)
+    _, after = tracker.update(_detections(PAN[1], 1, hidden=_covered(PAN[1], x, y, 20)), image)
     assert len(occluded_id) == 1 and occluded_id[0] not in after.ids
     assert np.isin(tracks.ids, after.ids).mean() > 0.8  # the rest goes on
 
@@ -135,6 +144,101 @@ def test_a_point_whose_detection_looks_different_is_dropped_by_the_descriptor_ch
     changed_id = tracks.ids[_scene_index(points.keypoints[:, :2].numpy(), PAN[0]) == changed]
     assert len(changed_id) == 1 and changed_id[0] not in after.ids
     assert np.isin(tracks.ids, after.ids).mean() > 0.8
+
+
+def _hide_and_show(hidden_frames: range, descriptors: list[torch.Tensor] | None = None, half: int = 20
+                   ) -> tuple[list[tuple[Features, np.ndarray]], int, np.ndarray]:
+    """A pan in which a flat patch covers the scene point near the centre (and its neighbours) in
+    ``hidden_frames``: (points, ids) of each view, the point's scene index and the covered ones.
+
+    ``descriptors``: each view's scene descriptors (default: the scene's); ids must be unique in every view.
+    """
+    tracker = FlowTracker(FLOW)
+    target = _scene_point_near(PAN[0], 160, 120)
+    covered = _covered(PAN[0], *(SCENE[target] + PAN[0]), half)
+    views = []
+    for index, shift in enumerate(PAN[:hidden_frames.stop + 1]):
+        image, hidden = _view(shift), np.zeros(0, np.int64)
+        if index in hidden_frames:
+            x, y = np.rint(SCENE[target] + shift).astype(int)
+            image[y - half:y + half + 1, x - half:x + half + 1] = 128
+            hidden = covered
+        points, tracks = tracker.update(_detections(shift, index, descriptors[index] if descriptors else DESCRIPTORS,
+                                                    hidden=hidden), image)
+        assert len(np.unique(tracks.ids)) == len(tracks.ids)
+        views.append((points, tracks.ids))
+    return views, target, covered
+
+
+def _id_of(view: tuple[Features, np.ndarray], scene_index: int, shift: np.ndarray) -> int | None:
+    """The id of the view's point within 1 px of a scene point, None if there is none."""
+    points, ids = view
+    gap = np.linalg.norm(points.keypoints[:, :2].numpy() - (SCENE[scene_index] + shift), axis=1)
+    return int(ids[gap.argmin()]) if len(gap) and gap.min() < 1.0 else None
+
+
+def test_a_point_hidden_for_two_frames_keeps_its_id_when_seen_again() -> None:
+    views, target, covered = _hide_and_show(range(1, 3))
+    first_id = _id_of(views[0], target, PAN[0])
+    assert first_id is not None
+    assert all(first_id not in ids for _, ids in views[1:3])  # hidden: flow lost it, nothing took its id
+    assert _id_of(views[3], target, PAN[3]) == first_id
+    # Its neighbours under the patch too.
+    assert all(_id_of(views[3], point, PAN[3]) == _id_of(views[0], point, PAN[0]) for point in covered)
+
+
+def test_a_track_hidden_as_long_as_the_limit_resumes_and_one_hidden_longer_does_not() -> None:
+    views, target, _ = _hide_and_show(range(1, REIDENTIFY_FRAMES + 1))
+    assert _id_of(views[-1], target, PAN[len(views) - 1]) == _id_of(views[0], target, PAN[0])
+    views, target, _ = _hide_and_show(range(1, REIDENTIFY_FRAMES + 2))
+    first_id, last_id = _id_of(views[0], target, PAN[0]), _id_of(views[-1], target, PAN[len(views) - 1])
+    assert last_id is not None and last_id != first_id and first_id not in views[-1][1]
+
+
+def test_a_different_point_where_a_hidden_one_was_does_not_take_its_id() -> None:
+    target = _scene_point_near(PAN[0], 160, 120)
+    changed = DESCRIPTORS.clone()
+    changed[target] = -changed[target]  # back in view, R2D2 describes another point there
+    views, _, _ = _hide_and_show(range(1, 3), [DESCRIPTORS] * 3 + [changed])
+    first_id, last_id = _id_of(views[0], target, PAN[0]), _id_of(views[3], target, PAN[3])
+    assert last_id is not None and last_id != first_id and first_id not in views[3][1]
+
+
+def test_a_hidden_point_resumes_under_the_id_it_adopted_from_a_stereo_partner() -> None:
+    tracker = FlowTracker(FLOW)
+    first, _ = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+    target = _scene_point_near(PAN[0], 160, 120)
+    index = int(np.flatnonzero(_scene_index(first.keypoints[:, :2].numpy(), PAN[0]) == target)[0])
+    tracker.book.adopt(np.array([index]), np.array([10_000]))  # the other camera's id for this point
+    covered = _covered(PAN[0], *(SCENE[target] + PAN[0]), 20)
+    for shift, seed in ((PAN[1], 1), (PAN[2], 2)):
+        image = _view(shift)
+        x, y = np.rint(SCENE[target] + shift).astype(int)
+        image[y - 20:y + 21, x - 20:x + 21] = 128
+        tracker.update(_detections(shift, seed, hidden=covered), image)
+    points, tracks = tracker.update(_detections(PAN[3], 3), _view(PAN[3]))
+    assert _id_of((points, tracks.ids), target, PAN[3]) == 10_000
+
+
+def test_a_lost_track_is_not_found_again_where_a_tracked_point_is() -> None:
+    # Frame 0's points in view: one lost, the others the tracked points of frame 1.
+    points = SCENE + PAN[0]
+    inside = np.flatnonzero((points >= 30).all(axis=1) & (points[:, 0] < WIDTH - 30) & (points[:, 1] < HEIGHT - 30))
+    lost_point, others = inside[len(inside) // 2], np.delete(inside, len(inside) // 2)
+    keypoints = torch.from_numpy(np.column_stack([points[[lost_point]], [8.0]]).astype(np.float32))
+    for taken in (False, True):
+        lost = LostTracks()
+        lost.remember(0, _view(PAN[0]), inside.astype(np.int64), points[inside], np.zeros(0, np.int64))
+        lost.lose(np.array([lost_point]),
+                  Features(keypoints, DESCRIPTORS[[lost_point]], torch.ones(1), (WIDTH, HEIGHT)), 0)
+        tracked, positions = others, SCENE[others] + PAN[1]
+        if taken:  # a track started since holds its place
+            tracked, positions = np.append(others, 10_000), np.vstack([positions, SCENE[lost_point] + PAN[1]])
+        found = lost.search(_view(PAN[1]), np.array([True]), tracked, positions.astype(np.float32), None, 1.0)
+        if taken:
+            assert len(found.lost) == 0
+        else:
+            assert found.lost.tolist() == [0] and np.abs(found.positions[0] - (SCENE[lost_point] + PAN[1])).max() < 0.1
 
 
 def test_new_points_keep_away_from_tracked_ones_and_from_each_other() -> None:
@@ -153,19 +257,43 @@ def test_new_points_keep_away_from_tracked_ones_and_from_each_other() -> None:
     assert (tracks.lengths[old] == 2).all() and (tracks.lengths[new] == 1).all()
 
 
-def test_max_points_keeps_the_tracked_points_then_the_best_new_ones() -> None:
+def test_max_points_keeps_the_tracked_points_then_the_most_trackable_new_ones() -> None:
     tracker = FlowTracker(TrackerConfig(mode="flow", max_points=100))
     first, first_tracks = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
-    detections = _detections(PAN[1], 1)
-    points, tracks = tracker.update(detections, _view(PAN[1]))
+    shift = np.array([-30.4, 0.2])  # the left 30 px leave the view: new points take their place
+    detections, image = _detections(shift, 1), _view(shift)
+    points, tracks = tracker.update(detections, image)
     assert len(first) == len(points) == 100
     tracked = np.isin(tracks.ids, first_tracks.ids)
-    assert tracked.sum() >= 95 and tracked[:tracked.sum()].all()  # the tracked points first
-    # The new ones are the best detections away from the tracked points, in their order.
-    best = detections.keypoints[:, :2].numpy()
-    gap = np.linalg.norm(best[:, None] - points.keypoints[:, :2].numpy()[tracked][None], axis=2).min(axis=1)
-    expected = best[gap > 4.0][:100 - tracked.sum()]
-    assert np.array_equal(points.keypoints[~tracked, :2].numpy(), expected)
+    assert tracked.sum() < 100 and tracked[:tracked.sum()].all()  # the tracked points first
+    # The new ones are the most trackable detections away from the tracked points, most trackable first:
+    # an eligible detection left out lies within 4 px of a kept point, or is less trackable.
+    candidates = detections.keypoints[:, :2].numpy()
+    kept = points.keypoints[:, :2].numpy()
+    eligible = np.linalg.norm(candidates[:, None] - kept[tracked][None], axis=2).min(axis=1) > 4.0
+    new_response = trackability(image, kept[~tracked])
+    assert np.all(np.diff(new_response) <= 0)
+    left_out = eligible & (np.linalg.norm(candidates[:, None] - kept[None], axis=2).min(axis=1) > 4.0)
+    assert left_out.any() and trackability(image, candidates[left_out]).max() <= new_response.min()
+
+
+def test_new_tracks_start_where_flow_can_follow_rather_than_on_flat_or_blurred_patches() -> None:
+    image = _view(PAN[0])
+    image[40:100, 40:100] = 128  # a flat patch
+    image[140:200, 200:260] = cv2.GaussianBlur(image, (0, 0), 8.0)[140:200, 200:260]  # a smeared one
+    # R2D2's best two detections on the flat and the blurred patch, a cornery one third.
+    points = np.array([[70.0, 70.0], [230.0, 170.0], [_corner(image)[0], _corner(image)[1]]])
+    keypoints = torch.from_numpy(np.column_stack([points, np.full(3, 8.0)]).astype(np.float32))
+    detections = Features(keypoints, DESCRIPTORS[:3], torch.tensor([1.0, 0.9, 0.8]), (WIDTH, HEIGHT))
+    started, _ = FlowTracker(TrackerConfig(mode="flow", max_points=1)).update(detections, image)
+    assert np.array_equal(started.keypoints[:, :2].numpy(), points[2:])
+    assert trackability(image, points[:2]).max() < 0.1 * trackability(image, points[2:])[0]
+
+
+def _corner(image: np.ndarray) -> np.ndarray:
+    """The strongest Shi-Tomasi corner of ``image`` away from its border, x, y."""
+    corners = cv2.goodFeaturesToTrack(image[20:-20, 20:-20], 1, 0.01, 10)
+    return corners.reshape(2) + 20
 
 
 def test_ids_are_never_shared_with_the_other_trackers_of_a_sequence() -> None:

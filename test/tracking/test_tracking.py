@@ -76,6 +76,41 @@ def test_track_book_keeps_ids_and_lengths() -> None:
     assert book.update(np.array([[0.0, 0]]), np.zeros((0, 2), int)).ids.tolist() == [4]  # ids never reused
 
 
+def test_track_book_resumes_a_lately_ended_track_under_its_id_and_nothing_else() -> None:
+    book = TrackBook(resume_frames=2)
+    none = np.zeros((0, 2), int)
+    first = book.update(np.array([[0.0, 0], [10, 0]]), none)
+    book.update(np.array([[1.0, 0], [11, 0]]), np.array([[0, 0], [1, 1]]))
+    book.update(np.array([[2.0, 0]]), np.array([[0, 0]]))  # point 1 is missed, twice
+    assert book.resumable(first.ids).tolist() == [False, True]  # point 0's track goes on
+    book.update(np.array([[3.0, 0]]), np.array([[0, 0]]))
+    # Seen in two frames, then back: a length of three, the trail goes on.
+    back = book.update(np.array([[4.0, 0], [14, 0]]), np.array([[0, 0]]), resumed=np.array([[first.ids[1], 1]]))
+    assert back.ids.tolist() == first.ids.tolist() and back.lengths.tolist() == [5, 3]
+    assert sorted(map(len, book.trails())) == [3, 5]
+    with pytest.raises(ValueError, match="resume"):  # a live track's id, for a second point
+        book.update(np.array([[5.0, 0], [15, 0], [25, 0]]), np.array([[0, 0], [1, 1]]),
+                    resumed=np.array([[first.ids[0], 2]]))
+    for _ in range(3):  # missed three frames: more than resume_frames
+        book.update(np.array([[5.0, 0]]), np.array([[0, 0]]))
+    assert not book.resumable(first.ids[1:]).any()
+    with pytest.raises(ValueError, match="resume"):
+        book.update(np.array([[5.0, 0], [15, 0]]), np.array([[0, 0]]), resumed=np.array([[first.ids[1], 1]]))
+    with pytest.raises(ValueError, match="resume"):  # an id this book never gave
+        book.update(np.array([[5.0, 0], [15, 0]]), np.array([[0, 0]]), resumed=np.array([[99, 1]]))
+
+
+def test_an_adopted_id_cannot_resume_as_another_point() -> None:
+    book = TrackBook(resume_frames=3)
+    first = book.update(np.array([[0.0, 0], [10, 0]]), np.zeros((0, 2), int))
+    book.update(np.array([[1.0, 0]]), np.array([[0, 0]]))  # point 1 ends
+    assert book.resumable(first.ids[1:]).all()
+    book.adopt(np.array([0]), first.ids[1:])  # point 0 takes its id (a stereo partner's)
+    assert not book.resumable(first.ids[1:]).any()
+    with pytest.raises(ValueError, match="resume"):
+        book.update(np.array([[2.0, 0], [12, 0]]), np.array([[0, 0]]), resumed=np.array([[first.ids[1], 1]]))
+
+
 def test_tracker_follows_a_moving_camera_and_drops_wrong_matches() -> None:
     scene = _scene(400)
     descriptors = torch.nn.functional.normalize(torch.randn(400, 32, generator=torch.Generator().manual_seed(2)), dim=1)
