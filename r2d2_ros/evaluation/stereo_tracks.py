@@ -11,7 +11,7 @@ import numpy as np
 
 from ..features import Features
 from ..tracking import CameraModel, rectify_points
-from ..tracking.flow_tracker import flow_points
+from ..tracking.optical_flow import flow_points
 from ..tracking.stereo import StereoConfig, StereoView, stereo_matches
 from .stereo_vo import StereoFrame
 from .tracking import TrackedFrame

@@ -21,7 +21,7 @@ from ..image_io import read_rgb
 from ..sequences import Sequence
 from ..tracking import (CameraModel, FeatureTracker, FlowTracker, TrackBook, TrackerConfig, Tracks, epipolar_inliers,
                         rectify_points, sampson_errors)
-from ..tracking.flow_tracker import flow_points
+from ..tracking.optical_flow import flow_points
 from ..tracking.verification import Estimator
 from ..viz import draw_tracks
 from .cache import FeatureCache

@@ -174,3 +174,38 @@ def test_max_points_publishes_the_tracked_points_first(client: Client) -> None:
     previous_ids = set(arrays[-2]["track_ids"].tolist())
     continued = arrays[-1]["track_lengths"] >= 2
     assert continued.mean() >= 0.5 and set(arrays[-1]["track_ids"][continued].tolist()) <= previous_ids
+
+
+def test_a_point_hidden_for_two_frames_keeps_its_id_in_flow_mode(client: Client) -> None:
+    """A flat patch covers the image's centre in frames 2 and 3 of a pan; in frame 4 the points it hid go on
+    under the ids they had in frame 1 (flowed from frame 1's image, confirmed by their descriptors)."""
+    node_name = f"/{NAMESPACE}/r2d2_node"
+    assert client.set_parameters(f"{node_name}/set_parameters", track_mode="flow") == [(True, "")]
+    step, patch = 3, (slice(25, 95), slice(45, 115))  # rows, columns of the patch (70x70 px, image centre)
+    arrays = []
+    try:
+        for index, frame in enumerate(_panning_frames(5, step)):
+            if index in (2, 3):
+                frame = frame.copy()
+                frame[patch] = 128
+            keypoints = client.send(image_message("mono8", frame, stamp=4000 + index))
+            assert keypoints is not None
+            arrays.append(message_to_arrays(keypoints))
+    finally:
+        client.set_parameters(f"{node_name}/set_parameters", track_mode="descriptor")
+    before, after = arrays[1], arrays[4]
+    x, y = before["keypoints"][:, 0], before["keypoints"][:, 1]
+    # Inside the patch in frame 1 and still in it in frame 3 (two steps further left), farther from its edges
+    # than half the flow's window (21 px), which would otherwise follow the texture beside the patch.
+    margin = 12
+    hidden = (y > patch[0].start + margin) & (y < patch[0].stop - margin) & \
+        (x > patch[1].start + 2 * step + margin) & (x < patch[1].stop - margin)
+    assert hidden.sum() >= 3, "the scene has points under the patch"
+    assert not set(before["track_ids"][hidden].tolist()) & set(arrays[3]["track_ids"].tolist()), \
+        "while hidden, no point carries their ids"
+    position_after = dict(zip(after["track_ids"].tolist(), after["keypoints"][:, :2]))
+    resumed = [track_id for track_id in before["track_ids"][hidden].tolist() if track_id in position_after]
+    assert len(resumed) >= 0.3 * hidden.sum(), (len(resumed), hidden.sum())
+    start = dict(zip(before["track_ids"].tolist(), before["keypoints"][:, :2]))
+    moved = np.array([start[i] - position_after[i] for i in resumed])
+    assert (np.abs(moved - [3 * step, 0]) <= 1.0).all(), "each resumed id names the point it named before"
