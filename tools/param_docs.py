@@ -56,13 +56,11 @@ PRESETS: tuple[Preset, ...] = (
         # long and as consistent. top_k stays 5000: tracking chooses from that many candidates, and with
         # 2000 EuRoC's tracks were less than half as long (default pyramid).
         "scale_f": 2**0.5,
-        "subpixel": True,  # sub-pixel positions: lower relative-pose errors for visual odometry
     }),
     Preset("gpu", "a robot with a CUDA GPU (figures from one NVIDIA H200)", {
         "device": "cuda",  # a robot whose GPU fails stops at start-up instead of running on its CPU
         # The VO settings of docs/evaluation.md: cameras up to 1600 px at their own resolution.
         "max_size": 1600,
-        "subpixel": True,
     }),
 )
 

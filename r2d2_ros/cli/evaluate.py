@@ -51,11 +51,7 @@ from ..evaluation.hpatches import DatasetError, load_hpatches
 from ..evaluation.methods import BASELINES, Method, R2D2Method, make_method
 from ..evaluation.protocol import evaluate_hpatches, summarise
 from ..evaluation.report import markdown_table, plot_mma, plot_trajectories, tracks_table, trajectory_table, write_json
-from ..evaluation.stereo_tracks import descriptor_stereo, flow_stereo
-from ..evaluation.stereo_vo import StereoRig, StereoVOConfig, stereo_odometry
-from ..evaluation.tracking import (TrackedFrame, camera_model, draw_last_frame, grey_frame, score_tracks, track_flow,
-                                   track_klt, track_method)
-from ..evaluation.trajectory import aligned_to_truth, score_trajectory
+from ..evaluation.tracking import draw_last_frame, score_tracks, track_flow, track_klt, track_method
 from ..evaluation.vo import bag_features_for_sequence, evaluate_vo, score_vo
 from ..model import CheckpointError
 from ..sequences import Sequence, load_sequence, load_stereo_pair, write_resized_sequence
@@ -125,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --hpatches, --vo and/or --tracks")
     if args.vo_bag and args.vo is None:
         parser.error("--vo-bag needs --vo: the sequence with the ground truth")
+    if args.stereo:
+        try:  # the back end's engines are optional: only --stereo needs them
+            import evo  # noqa: F401
+            import gtsam  # noqa: F401
+        except ImportError as error:
+            parser.error(f"--stereo needs GTSAM and evo ({error.name} is missing): pip install .[vo]")
     try:
         config = extraction_config(args)
         device = resolve_device(args.device)
@@ -176,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
                 "tracks": [str(path) for path in args.tracks or []], "track_features": args.track_features,
                 "track_candidates": args.track_candidates, "track_flow": args.track_flow,
                 "track_guided_radius": args.track_guided_radius, "pose_estimator": args.pose_estimator,
-                "stereo": [str(path) for path in args.stereo], "track_scale": args.track_scale,
-                "stereo_back_end": asdict(StereoVOConfig())}
+                "stereo": [str(path) for path in args.stereo], "track_scale": args.track_scale}
+    if args.stereo:
+        from ..evaluation.stereo_vo import StereoVOConfig
+        settings["stereo_back_end"] = asdict(StereoVOConfig())
     write_json(args.output / "results.json",
                {"settings": settings, "hpatches": hpatches, "vo": vo, "tracks": tracks,
                                               "trajectories": trajectories, "pairs": pairs})
@@ -244,10 +248,12 @@ def _evaluate_tracks(sequences: list[Sequence], rights: dict[str, Sequence], met
             pictures.append(cv2.putText(draw_last_frame(sequence, frames), name, (10, 30), cv2.FONT_HERSHEY_SIMPLEX,
                                         1.0, (255, 255, 0), 2, cv2.LINE_AA))
             if right is not None:
-                estimates[name], stereo_shares[name] = _stereo_trajectory(sequence, right, frames, pairing, cache)
+                from ..evaluation.stereo_tracks import stereo_trajectory  # GTSAM: imported with --stereo only
+                estimates[name], stereo_shares[name] = stereo_trajectory(sequence, right, frames, pairing, cache)
         output.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(output / f"tracks_{sequence.name}.png"), cv2.cvtColor(np.vstack(pictures), cv2.COLOR_RGB2BGR))
         if estimates:
+            from ..evaluation.trajectory import aligned_to_truth, score_trajectory  # evo: with --stereo only
             assert sequence.poses is not None
             times_s = np.array(sequence.times_ns()[: len(sequence.poses)]) / 1e9
             truth = sequence.poses[: len(times_s)]
@@ -258,23 +264,6 @@ def _evaluate_tracks(sequences: list[Sequence], rights: dict[str, Sequence], met
                               {name: aligned_to_truth(poses[: len(times_s)], truth, times_s)
                                for name, poses in estimates.items()}, sequence.name)
     return tracks, trajectories
-
-
-def _stereo_trajectory(left: Sequence, right: Sequence, frames: list[TrackedFrame], pairing: Method | None,
-                       cache: FeatureCache) -> tuple[np.ndarray, float]:
-    """(N, 4, 4) the trajectory the stereo back end makes of a front end's tracks, paired as that front end
-    pairs them (by descriptor with ``pairing``'s right-camera features, or by flow: None), and the share
-    of the frames' points it paired, averaged over frames."""
-    assert left.calibration is not None and left.calibration.P is not None and left.poses is not None
-    assert right.calibration is not None and right.calibration.P is not None
-    left_camera, right_camera = camera_model(left), camera_model(right)
-    rig = StereoRig.from_projections(left.calibration.P, right.calibration.P)
-    stereo = [descriptor_stereo(frame, cache.features(pairing, right_path), left_camera, right_camera)
-              if pairing is not None else
-              flow_stereo(frame, grey_frame(left_path), grey_frame(right_path), right_camera)
-              for frame, left_path, right_path in zip(frames, left.frames, right.frames)]
-    share = float(np.mean([frame.stereo().mean() if len(frame.ids) else 0.0 for frame in stereo]))
-    return stereo_odometry(stereo, rig, left.poses[0]), round(share, 3)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""A front end's left-camera tracks paired with the right camera, as the stereo back end takes them.
+"""A front end's left-camera tracks paired with the right camera, as the stereo back end takes them, and
+the trajectory the back end makes of them.
 
 Each front end pairs its points as it would in a stereo VO stack: R2D2 and ORB by descriptor among
 the right camera's detections on the same rectified row (the node's ``stereo_ids``,
@@ -10,13 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..features import Features
+from ..sequences import Sequence
 from ..tracking import CameraModel, rectify_points
 from ..tracking.optical_flow import flow_points
 from ..tracking.stereo import StereoConfig, StereoView, stereo_matches
-from .stereo_vo import StereoFrame
-from .tracking import TrackedFrame
+from .cache import FeatureCache
+from .methods import Method
+from .stereo_vo import StereoFrame, StereoRig, stereo_odometry
+from .tracking import TrackedFrame, camera_model, grey_frame
 
-__all__ = ["descriptor_stereo", "flow_stereo"]
+__all__ = ["descriptor_stereo", "flow_stereo", "stereo_trajectory"]
 
 
 def _stereo_frame(frame: TrackedFrame, right_index: np.ndarray, right_rectified: np.ndarray) -> StereoFrame:
@@ -58,3 +62,20 @@ def flow_stereo(frame: TrackedFrame, left_image: np.ndarray, right_image: np.nda
     paired = np.flatnonzero(followed & (row_gap <= config.row_tolerance_px) & (disparity >= 0)
                             & (disparity <= config.max_disparity_px))
     return _stereo_frame(frame, np.column_stack([paired, paired]), right_rectified)
+
+
+def stereo_trajectory(left: Sequence, right: Sequence, frames: list[TrackedFrame], pairing: Method | None,
+                       cache: FeatureCache) -> tuple[np.ndarray, float]:
+    """(N, 4, 4) the trajectory the stereo back end makes of a front end's tracks, paired as that front end
+    pairs them (by descriptor with ``pairing``'s right-camera features, or by flow: None), and the share
+    of the frames' points it paired, averaged over frames."""
+    assert left.calibration is not None and left.calibration.P is not None and left.poses is not None
+    assert right.calibration is not None and right.calibration.P is not None
+    left_camera, right_camera = camera_model(left), camera_model(right)
+    rig = StereoRig.from_projections(left.calibration.P, right.calibration.P)
+    stereo = [descriptor_stereo(frame, cache.features(pairing, right_path), left_camera, right_camera)
+              if pairing is not None else
+              flow_stereo(frame, grey_frame(left_path), grey_frame(right_path), right_camera)
+              for frame, left_path, right_path in zip(frames, left.frames, right.frames)]
+    share = float(np.mean([frame.stereo().mean() if len(frame.ids) else 0.0 for frame in stereo]))
+    return stereo_odometry(stereo, rig, left.poses[0]), round(share, 3)

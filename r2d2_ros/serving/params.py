@@ -91,7 +91,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("max_size", _EXTRACTION.max_size, "largest level's longest side, pixels", 0, 16_384),
     ParamSpec("reliability_threshold", _EXTRACTION.reliability_threshold, "minimum reliability", 0.0, 1.0),
     ParamSpec("repeatability_threshold", _EXTRACTION.repeatability_threshold, "minimum repeatability", 0.0, 1.0),
-    ParamSpec("subpixel", _EXTRACTION.subpixel, "sub-pixel keypoint positions (parabola through the repeatability "
+    # On for the node, unlike the library (whose default keeps the original's outputs): a VO consumer's
+    # trajectory error through a stereo back end is 5% lower with it on KITTI (docs/evaluation.md).
+    ParamSpec("subpixel", True, "sub-pixel keypoint positions (parabola through the repeatability "
               "peak, pixel centres mapped exactly); false = the original's whole level pixels"),
     ParamSpec("cuda_graphs", _EXTRACTION.cuda_graphs, "on CUDA with backend torch: replay the pyramid of an image "
               "size seen before (from its second frame) from a captured CUDA graph, same detections; ignored on the "
@@ -130,10 +132,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "1.0 = cosine 0.5)", 0.05, 2.0),
     ParamSpec("track_ransac_px", 1.0, "largest Sampson distance (first-order distance to the epipolar "
               "geometry) of a tracked match, pixels", 0.1, 20.0),
-    ParamSpec("track_max_points", 0, "keypoints a tracking frame keeps: its tracked points first, wherever they "
+    # The tracking defaults are the configuration with the lowest trajectory error through a stereo back end
+    # on KITTI (r2d2-eval --stereo; docs/evaluation.md): 1,000 of the top_k 5,000 detections, guided search.
+    ParamSpec("track_max_points", 1000, "keypoints a tracking frame keeps: its tracked points first, wherever they "
               "rank among the top_k detections, then the best new ones, more than 4 px apart (set top_k several "
               "times higher); 0 = every detection", 0, 100_000),
-    ParamSpec("track_guided_radius", 0.0, "pixels around an unmatched point's predicted position (its verified "
+    ParamSpec("track_guided_radius", 10.0, "pixels around an unmatched point's predicted position (its verified "
               "neighbours' motion) searched again after RANSAC: the nearest detection on its epipolar line "
               "continues the track; 0 = off",
               0.0, 200.0),

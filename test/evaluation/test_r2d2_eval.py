@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -220,3 +221,13 @@ def test_tracks_on_half_size_copies_and_stereo_partners(tmp_path: Path, capsys: 
     with pytest.raises(SystemExit):
         main(["--tracks", str(left), "--track-scale", "0", "--methods", "orb"])
     assert "--track-scale must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_stereo_without_gtsam_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    left, right = _stereo_pan(tmp_path / "pan", frames=2)
+    monkeypatch.setitem(sys.modules, "gtsam", None)  # what an install without the [vo] extra has
+    with pytest.raises(SystemExit) as usage:
+        main(["--tracks", str(left), "--stereo", str(right), "--methods", "orb", "--output", str(tmp_path / "out")])
+    assert usage.value.code == 2 and "--stereo needs GTSAM and evo (gtsam is missing): pip install .[vo]" in \
+        capsys.readouterr().err

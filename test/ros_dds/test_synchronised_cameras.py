@@ -27,9 +27,11 @@ SCENES = [np.ascontiguousarray(rectangles_image(120, 160, 40, seed=seed)[:, :, 0
 
 @pytest.fixture(scope="module")
 def node_process(random_checkpoint: Path) -> Iterator[NodeProcess]:
+    # track_max_points 0: every detection is published, so a camera's keypoints are its image's extraction
+    # whatever that camera tracked before (the scenes swap cameras below).
     process = NodeProcess({**FAST_PARAMETERS, "model": random_checkpoint, "diagnostics_period": 0.2,
                            "cameras": list(CAMERAS), "sync_tolerance": 0.005, "tracking": True,
-                           "silence_warn": 1.0, "silence_error": 2.0}, namespace=NAMESPACE)
+                           "track_max_points": 0, "silence_warn": 1.0, "silence_error": 2.0}, namespace=NAMESPACE)
     process.wait_ready()
     yield process
     assert process.stop() == 0, process.log()
