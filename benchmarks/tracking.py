@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         guided_ms = _median_ms(lambda: guided.match(*features), args.repeats * 4, device)
         print(f"| matching + verification + guided search ({args.guided_radius:g} px; {found} matches) | "
               f"{guided_ms:.1f} | {100 * guided_ms / extraction_ms:.1f}% |")
-    if args.max_points:
-        config = TrackerConfig(max_points=args.max_points)
+    if args.max_points:  # the node's defaults: N points kept, with the guided search when given
+        config = TrackerConfig(max_points=args.max_points, guided_radius_px=args.guided_radius)
 
         def two_updates() -> None:
             tracker = FeatureTracker(config)
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 tracker.update(frame_features)
 
         keeping_ms = _median_ms(two_updates, args.repeats * 4, device)
-        print(f"| two updates keeping {args.max_points} points | {keeping_ms:.1f} | "
+        guided = f", guided search {args.guided_radius:g} px" if args.guided_radius else ""
+        print(f"| two updates keeping {args.max_points} points{guided} | {keeping_ms:.1f} | "
               f"{100 * keeping_ms / extraction_ms:.1f}% |")
     if args.flow and args.max_points:
         greys = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames]
