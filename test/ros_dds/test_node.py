@@ -166,16 +166,16 @@ class TestParameters:
         finally:
             client.set_parameters("/r2d2_node/set_parameters", descriptor_encoding="float32")
 
-    def test_subpixel_positions_switch_on_at_runtime(self, client: Client) -> None:
-        """Single-scale keypoints sit on whole pixels; with subpixel on, most move between them."""
-        whole = message_to_arrays(client.send(image_message("mono8", GREY, stamp=402)))["keypoints"][:, :2]
-        assert np.array_equal(whole, np.rint(whole))
-        assert client.set_parameters("/r2d2_node/set_parameters", subpixel=True) == [(True, "")]
-        try:
-            refined = message_to_arrays(client.send(image_message("mono8", GREY, stamp=403)))["keypoints"][:, :2]
-        finally:
-            client.set_parameters("/r2d2_node/set_parameters", subpixel=False)
+    def test_subpixel_positions_by_default_and_whole_pixels_at_runtime(self, client: Client) -> None:
+        """By default most keypoints sit between pixels; with subpixel off, single-scale ones sit on whole pixels."""
+        refined = message_to_arrays(client.send(image_message("mono8", GREY, stamp=402)))["keypoints"][:, :2]
         assert np.mean(refined != np.rint(refined)) > 0.5
+        assert client.set_parameters("/r2d2_node/set_parameters", subpixel=False) == [(True, "")]
+        try:
+            whole = message_to_arrays(client.send(image_message("mono8", GREY, stamp=403)))["keypoints"][:, :2]
+        finally:
+            client.set_parameters("/r2d2_node/set_parameters", subpixel=True)
+        assert np.array_equal(whole, np.rint(whole))
         # the same detections in the same order (the scores do not change), each moved by half a pixel at most
         assert refined.shape == whole.shape and np.abs(refined - whole).max() <= 0.5
 
