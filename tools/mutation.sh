@@ -42,6 +42,8 @@ MODULES=(
   "r2d2_ros/tracking/tracks.py|test/tracking/test_front_end.py test/tracking/test_tracking.py test/evaluation/test_tracks.py"
 )
 
+# Seconds one mutant's tests may take before they count as hanging (MUTATION_TIMEOUT_S=... to change).
+limit=${MUTATION_TIMEOUT_S:-90}
 work=$repo/.mutation/work
 report=$repo/.mutation/report
 mkdir -p "$report"
@@ -70,9 +72,14 @@ for entry in "${MODULES[@]}"; do
     # mutmut 2 counts only exit status 1 as a kill: a mutant that breaks the import (pytest's
     # status 2) would pass for a survivor, hence "|| exit 1". mutmut's own exit status is non-zero
     # whenever mutants survive; the report says how many.
+    # A mutant that hangs: mutmut's timer kills only the bash it started and then waits for the
+    # terminal to close, which the orphaned pytest keeps open (up to pytest.ini's 900 s per test);
+    # "timeout" ends pytest itself after $limit s. The mutant then counts as a timeout (mutmut's timer
+    # fired first) or as suspicious (killed, but slower than --test-time-base).
     mutmut run --paths-to-mutate "$module" --tests-dir test --simple-output --no-progress \
       --test-time-base 20 \
-      --runner "bash -c 'python -m pytest -x -q -p no:cacheprovider $tests || exit 1'" >"$report/$name.log" 2>&1 || true
+      --runner "bash -c 'timeout -k 5 $limit python -m pytest -x -q -p no:cacheprovider $tests || exit 1'" \
+      >"$report/$name.log" 2>&1 || true
     {
       echo "# $module  (tests: $tests)"
       mutmut show all 2>&1 || true
