@@ -34,7 +34,7 @@ MODULES=(
   "r2d2_ros/serving/camera_sync.py|test/serving/test_camera_sync.py"
   "r2d2_ros/serving/topic_status.py|test/serving/test_topic_status.py"
   "r2d2_ros/serving/health.py|test/serving/test_health.py"
-  "r2d2_ros/serving/stats.py|test/serving/test_health.py test/serving/test_messages_and_params.py"
+  "r2d2_ros/serving/stats.py|test/serving/test_stats.py test/serving/test_health.py test/serving/test_messages_and_params.py"
   "r2d2_ros/serving/worker.py|test/serving/test_worker.py"
   "r2d2_ros/serving/reloader.py|test/serving/test_reloader.py"
   "r2d2_ros/serving/frame_set.py|test/serving/test_frame_set.py"
