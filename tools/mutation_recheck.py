@@ -78,6 +78,19 @@ def recheck(name: str, module: str, tests: list[str]) -> tuple[int, int, list[st
                 (work / file).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(REPO / file, work / file)
         original = (work / module).read_text()
+        # The copy first, and the environment's path after it: the generated messages (r2d2_ros.msg) come from
+        # the colcon install space that ./activate puts there, as in tools/mutation.sh.
+        path = os.pathsep.join(filter(None, [str(work), os.environ.get("PYTHONPATH", "")]))
+
+        def tests_fail() -> bool:
+            result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                                    cwd=work, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path},
+                                    timeout=TIMEOUT_S)
+            return result.returncode != 0
+
+        # Tests that fail without a mutant (an import, the environment) would count every mutant as killed.
+        if tests_fail():
+            raise SystemExit(f"mutation_recheck: {name}'s tests fail on the unmutated module; run them: {' '.join(tests)}")
         killed, timeouts, alive = 0, 0, []
         for diff in diffs:
             mutated = apply_mutant(original, diff)
@@ -86,10 +99,7 @@ def recheck(name: str, module: str, tests: list[str]) -> tuple[int, int, list[st
                 continue
             (work / module).write_text(mutated)
             try:
-                result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-                                        cwd=work, capture_output=True, env={**os.environ, "PYTHONPATH": str(work)},
-                                        timeout=TIMEOUT_S)
-                failed = result.returncode != 0
+                failed = tests_fail()
             except subprocess.TimeoutExpired:  # a hang is a failure a caller sees; said so in the counts
                 failed = True
                 timeouts += 1
