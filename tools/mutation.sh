@@ -39,7 +39,9 @@ MODULES=(
   "r2d2_ros/serving/reloader.py|test/serving/test_reloader.py"
   "r2d2_ros/serving/frame_set.py|test/serving/test_frame_set.py"
   "r2d2_ros/tracking/front_end.py|test/tracking/test_front_end.py"
-  "r2d2_ros/tracking/tracks.py|test/tracking/test_front_end.py test/tracking/test_tracking.py test/evaluation/test_tracks.py"
+  "r2d2_ros/tracking/tracks.py|test/tracking/test_track_book.py test/tracking/test_front_end.py test/tracking/test_tracking.py test/evaluation/test_tracks.py"
+  "r2d2_ros/tracking/verification.py|test/tracking/test_verification.py test/tracking/test_tracking.py test/evaluation/test_tracks.py"
+  "r2d2_ros/tracking/rectification.py|test/tracking/test_rectification.py test/tracking/test_tracking.py test/tracking/test_front_end.py test/tracking/test_stereo.py"
 )
 
 # Seconds one mutant's tests may take before they count as hanging (MUTATION_TIMEOUT_S=... to change).
