@@ -42,6 +42,7 @@ MODULES=(
   "r2d2_ros/tracking/tracks.py|test/tracking/test_track_book.py test/tracking/test_front_end.py test/tracking/test_tracking.py test/evaluation/test_tracks.py"
   "r2d2_ros/tracking/verification.py|test/tracking/test_verification.py test/tracking/test_tracking.py test/evaluation/test_tracks.py"
   "r2d2_ros/tracking/rectification.py|test/tracking/test_rectification.py test/tracking/test_tracking.py test/tracking/test_front_end.py test/tracking/test_stereo.py"
+  "r2d2_ros/sequences.py|test/bags/test_sequences.py test/evaluation/test_tracks.py"
 )
 
 # Seconds one mutant's tests may take before they count as hanging (MUTATION_TIMEOUT_S=... to change).
