@@ -34,14 +34,21 @@ MODULES=(
   "r2d2_ros/serving/camera_sync.py|test/serving/test_camera_sync.py"
   "r2d2_ros/serving/topic_status.py|test/serving/test_topic_status.py"
   "r2d2_ros/serving/health.py|test/serving/test_health.py"
-  "r2d2_ros/serving/stats.py|test/serving/test_health.py test/serving/test_messages_and_params.py"
+  "r2d2_ros/serving/stats.py|test/serving/test_stats.py test/serving/test_health.py test/serving/test_messages_and_params.py"
   "r2d2_ros/serving/worker.py|test/serving/test_worker.py"
   "r2d2_ros/serving/reloader.py|test/serving/test_reloader.py"
   "r2d2_ros/serving/frame_set.py|test/serving/test_frame_set.py"
   "r2d2_ros/tracking/front_end.py|test/tracking/test_front_end.py"
-  "r2d2_ros/tracking/tracks.py|test/tracking/test_front_end.py test/tracking/test_tracking.py test/evaluation/test_tracks.py"
+  "r2d2_ros/tracking/tracks.py|test/tracking/test_track_book.py test/tracking/test_front_end.py test/tracking/test_tracking.py test/evaluation/test_tracks.py"
+  "r2d2_ros/tracking/verification.py|test/tracking/test_verification.py test/tracking/test_tracking.py test/evaluation/test_tracks.py"
+  "r2d2_ros/tracking/rectification.py|test/tracking/test_rectification.py test/tracking/test_tracking.py test/tracking/test_front_end.py test/tracking/test_stereo.py"
+  "r2d2_ros/sequences.py|test/bags/test_sequences.py test/evaluation/test_tracks.py"
+  "r2d2_ros/export.py|test/backends/test_export_graph.py test/backends/test_onnx_export_and_runtime.py::test_every_architecture_exports_with_dynamic_sizes test/backends/test_onnx_export_and_runtime.py::test_bundled_model_exports_in_fp16_with_fp32_heads test/backends/test_onnx_export_and_runtime.py::test_bad_checkpoint_is_a_usage_error test/backends/test_tensorrt_engine_cache.py"
+  "r2d2_ros/extraction/captured.py|test/extraction/test_captured.py"
 )
 
+# Seconds one mutant's tests may take before they count as hanging (MUTATION_TIMEOUT_S=... to change).
+limit=${MUTATION_TIMEOUT_S:-90}
 work=$repo/.mutation/work
 report=$repo/.mutation/report
 mkdir -p "$report"
@@ -70,9 +77,14 @@ for entry in "${MODULES[@]}"; do
     # mutmut 2 counts only exit status 1 as a kill: a mutant that breaks the import (pytest's
     # status 2) would pass for a survivor, hence "|| exit 1". mutmut's own exit status is non-zero
     # whenever mutants survive; the report says how many.
+    # A mutant that hangs: mutmut's timer kills only the bash it started and then waits for the
+    # terminal to close, which the orphaned pytest keeps open (up to pytest.ini's 900 s per test);
+    # "timeout" ends pytest itself after $limit s. The mutant then counts as a timeout (mutmut's timer
+    # fired first) or as suspicious (killed, but slower than --test-time-base).
     mutmut run --paths-to-mutate "$module" --tests-dir test --simple-output --no-progress \
       --test-time-base 20 \
-      --runner "bash -c 'python -m pytest -x -q -p no:cacheprovider $tests || exit 1'" >"$report/$name.log" 2>&1 || true
+      --runner "bash -c 'timeout -k 5 $limit python -m pytest -x -q -p no:cacheprovider $tests || exit 1'" \
+      >"$report/$name.log" 2>&1 || true
     {
       echo "# $module  (tests: $tests)"
       mutmut show all 2>&1 || true

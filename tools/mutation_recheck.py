@@ -20,6 +20,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / ".mutation" / "report"
+# Seconds one mutant's tests may take: a mutant that hangs would otherwise wait out every test's
+# pytest timeout (900 s). MUTATION_TIMEOUT_S=... to change, as for tools/mutation.sh.
+TIMEOUT_S = float(os.environ.get("MUTATION_TIMEOUT_S", 90))
 
 
 def module_tests() -> dict[str, tuple[str, list[str]]]:
@@ -37,8 +40,18 @@ def apply_mutant(source: str, diff: str, drift: int = 50) -> str | None:
     says (lines added or removed since the run shift them); None when they are nowhere near."""
     lines = diff.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("@@"))
-    start = int(re.match(r"@@ -(\d+)", lines[header]).group(1)) - 1
-    body = lines[header + 1 :]
+    start, old_count, new_count = (int(number) for number in
+                                   re.match(r"@@ -(\d+),(\d+) \+\d+,(\d+) @@", lines[header]).groups())
+    start -= 1
+    # The hunk is as long as its header says: what follows the last mutant of a section in mutmut's report
+    # (the next section's "---- module (N) ----" title) is not part of it.
+    body = []
+    for line in lines[header + 1 :]:
+        if old_count <= 0 and new_count <= 0:
+            break
+        body.append(line)
+        old_count -= not line.startswith("+")
+        new_count -= not line.startswith("-")
     first_change = next(i for i, line in enumerate(body) if line.startswith(("-", "+")))
     removed = [line[1:] for line in body if line.startswith("-")]
     added = [line[1:] + "\n" for line in body if line.startswith("+")]
@@ -51,8 +64,9 @@ def apply_mutant(source: str, diff: str, drift: int = 50) -> str | None:
     return None
 
 
-def recheck(name: str, module: str, tests: list[str]) -> tuple[int, list[str]]:
-    """Applies every survivor of ``module``; returns how many its tests now kill and the diffs still alive."""
+def recheck(name: str, module: str, tests: list[str]) -> tuple[int, int, list[str]]:
+    """Applies every survivor of ``module``; returns how many its tests now kill, how many of those by
+    running past :data:`TIMEOUT_S`, and the diffs still alive."""
     report = (REPORT / f"{name}.txt").read_text()
     diffs = re.split(r"(?m)^# mutant \d+\n", report)[1:]
     work = Path(tempfile.mkdtemp(prefix=f"mutation_recheck_{name}_"))
@@ -64,20 +78,36 @@ def recheck(name: str, module: str, tests: list[str]) -> tuple[int, list[str]]:
                 (work / file).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(REPO / file, work / file)
         original = (work / module).read_text()
-        killed, alive = 0, []
+        # The copy first, and the environment's path after it: the generated messages (r2d2_ros.msg) come from
+        # the colcon install space that ./activate puts there, as in tools/mutation.sh.
+        path = os.pathsep.join(filter(None, [str(work), os.environ.get("PYTHONPATH", "")]))
+
+        def tests_fail() -> bool:
+            result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                                    cwd=work, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path},
+                                    timeout=TIMEOUT_S)
+            return result.returncode != 0
+
+        # Tests that fail without a mutant (an import, the environment) would count every mutant as killed.
+        if tests_fail():
+            raise SystemExit(f"mutation_recheck: {name}'s tests fail on the unmutated module; run them: {' '.join(tests)}")
+        killed, timeouts, alive = 0, 0, []
         for diff in diffs:
             mutated = apply_mutant(original, diff)
             if mutated is None:
                 alive.append(f"# not applied (these lines are gone from the module)\n{diff}")
                 continue
             (work / module).write_text(mutated)
-            result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-                                    cwd=work, capture_output=True, env={**os.environ, "PYTHONPATH": str(work)})
-            if result.returncode:
+            try:
+                failed = tests_fail()
+            except subprocess.TimeoutExpired:  # a hang is a failure a caller sees; said so in the counts
+                failed = True
+                timeouts += 1
+            if failed:
                 killed += 1
             else:
                 alive.append(diff)
-        return killed, alive
+        return killed, timeouts, alive
     finally:
         shutil.rmtree(work)
 
@@ -90,10 +120,10 @@ def main(argv: list[str]) -> int:
         return 2
     for name in argv:
         module, tests = table[name]
-        killed, alive = recheck(name, module, tests)
+        killed, timeouts, alive = recheck(name, module, tests)
         (REPORT / f"{name}.recheck.txt").write_text("\n".join(alive))
-        print(f"| {module} | survivors of the last run {killed + len(alive)} | now killed {killed} | "
-              f"still surviving {len(alive)} |")
+        print(f"| {module} | survivors of the last run {killed + len(alive)} | now killed {killed} "
+              f"({timeouts} by timing out) | still surviving {len(alive)} |")
     return 0
 
 

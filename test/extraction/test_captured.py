@@ -207,3 +207,73 @@ def test_the_option_does_not_split_feature_caches_or_bags(random_checkpoint: Pat
     assert _bag_settings(args, tmp_path, "/cam/image_raw", on, random_checkpoint) == _bag_settings(
         args, tmp_path, "/cam/image_raw", CONFIG, random_checkpoint)
     assert "cuda_graphs" not in _bag_settings(args, tmp_path, "/cam/image_raw", on, random_checkpoint)["extraction"]
+
+
+@pytest.mark.parametrize(("others", "remembered"), [(63, True), (64, False)])
+def test_the_last_64_sightings_are_remembered(others: int, remembered: bool) -> None:
+    """Both sides of the bound: a key seen once is still recognised after 63 other keys, not after 64."""
+    cache: GraphCache[int, str] = GraphCache()
+    for key in range(others + 1):
+        cache.admit(key)
+    assert cache.admit(0) == remembered
+
+
+def test_four_graphs_by_default_and_the_bound_s_text() -> None:
+    assert GraphCache().max_graphs == 4
+    with pytest.raises(ValueError, match="^max_graphs must be at least 1, got 0$"):
+        GraphCache(max_graphs=0)
+
+
+def test_the_default_pyramid_graphs_keep_four_sizes(fake_cuda: type[_FakeCapture], model: torch.nn.Module) -> None:
+    graphs, runner = PyramidGraphs(), TorchRunner(model)
+    for width in (4, 5, 6, 7, 8):
+        for _ in range(2):
+            graphs.run(runner, torch.zeros(1, 3, 4, width), "settings", _double)
+    assert len(graphs.graphs) == 4 and ((1, 3, 4, 4), torch.float32, "settings") not in graphs.graphs
+
+
+def test_only_cuda_devices_capture() -> None:
+    assert captured._capturable(torch.device("cuda")) and not captured._capturable(torch.device("cpu"))  # noqa: SLF001
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> list[tuple[str, int, str]]:
+    return [(record.name, record.levelno, record.getMessage()) for record in caplog.records]
+
+
+def test_what_an_operator_reads_in_the_log(fake_cuda: type[_FakeCapture], model: torch.nn.Module,
+                                           caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Captures and drops at INFO, first frames at DEBUG only, each other reason once at INFO, failures at WARNING."""
+    name = "r2d2_ros.extraction"
+    graphs, runner = PyramidGraphs(max_graphs=1), TorchRunner(model)
+    with caplog.at_level(logging.DEBUG, name):
+        for width in (4, 4, 6, 6):
+            graphs.run(runner, torch.zeros(1, 3, 4, width), "settings", _double)
+    assert _logged(caplog) == [
+        (name, logging.DEBUG, "input (1, 3, 4, 4) runs eagerly: first frame of its size"),
+        (name, logging.INFO, "captured the pyramid of input (1, 3, 4, 4) as a CUDA graph"),
+        (name, logging.DEBUG, "input (1, 3, 4, 6) runs eagerly: first frame of its size"),
+        (name, logging.INFO, "captured the pyramid of input (1, 3, 4, 6) as a CUDA graph; "
+                             "dropped the least recently used one, of input (1, 3, 4, 4)"),
+    ]
+    caplog.clear()
+
+    class ForeignRunner:
+        pass
+
+    foreign = (name, logging.INFO, "cuda_graphs: input (1, 3, 4, 6) runs eagerly (ForeignRunner runs kernels "
+                                   "PyTorch cannot capture); further such frames are counted, not logged")
+    with caplog.at_level(logging.INFO, name):
+        graphs.run(ForeignRunner(), torch.zeros(1, 3, 4, 6), "settings", _double)
+        assert _logged(caplog) == [foreign], "logged at its first frame"
+    caplog.clear()
+    monkeypatch.setattr(_FakeCapture, "fail_for", (1, 3, 2, 2))
+    with caplog.at_level(logging.INFO, name):
+        for _ in range(3):
+            graphs.run(ForeignRunner(), torch.zeros(1, 3, 4, 6), "settings", _double)
+            graphs.run(runner, torch.zeros(1, 3, 2, 2), "settings", _double)
+    assert _logged(caplog) == [
+        (name, logging.WARNING, "CUDA graph capture of the pyramid failed for input (1, 3, 2, 2), which runs eagerly "
+                                "from now on: operation not permitted when stream is capturing"),
+        (name, logging.INFO, "cuda_graphs: input (1, 3, 2, 2) runs eagerly (its capture failed); further such frames "
+                             "are counted, not logged"),
+    ]

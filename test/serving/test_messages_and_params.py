@@ -174,7 +174,8 @@ class TestLatestFrameSlot:
     def test_close_wakes_a_waiting_consumer(self) -> None:
         slot: LatestFrameSlot[int] = LatestFrameSlot()
         result = []
-        consumer = threading.Thread(target=lambda: result.append(slot.take()))
+        # A daemon: a take that close() does not wake fails the test instead of hanging pytest's exit.
+        consumer = threading.Thread(target=lambda: result.append(slot.take()), daemon=True)
         consumer.start()
         slot.close()
         consumer.join(timeout=2)

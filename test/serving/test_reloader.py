@@ -90,6 +90,7 @@ def test_a_newer_request_during_the_settle_time_replaces_the_one_waiting() -> No
     reloader.stop(1.0)
     assert loaded == ["b"]
     assert reloader._thread.daemon  # noqa: SLF001 (a load stuck in a driver never keeps the process alive)
+    assert reloader._thread.name == "r2d2_reload"  # noqa: SLF001 (named for thread dumps, as the worker is)
 
 
 def test_busy_while_loading_and_nothing_loads_after_stop() -> None:
