@@ -45,6 +45,12 @@ MODULES=(
   "r2d2_ros/sequences.py|test/bags/test_sequences.py test/evaluation/test_tracks.py"
   "r2d2_ros/export.py|test/backends/test_export_graph.py test/backends/test_onnx_export_and_runtime.py::test_every_architecture_exports_with_dynamic_sizes test/backends/test_onnx_export_and_runtime.py::test_bundled_model_exports_in_fp16_with_fp32_heads test/backends/test_onnx_export_and_runtime.py::test_bad_checkpoint_is_a_usage_error test/backends/test_tensorrt_engine_cache.py"
   "r2d2_ros/extraction/captured.py|test/extraction/test_captured.py"
+  "r2d2_ros/tracking/optical_flow.py|test/tracking/test_flow_tracker.py"
+  "r2d2_ros/tracking/reidentification.py|test/tracking/test_flow_tracker.py"
+  "r2d2_ros/tracking/flow_tracker.py|test/tracking/test_flow_tracker.py"
+  "r2d2_ros/evaluation/stereo_tracks.py|test/evaluation/test_stereo_tracks.py"
+  "r2d2_ros/evaluation/trajectory.py|test/evaluation/test_stereo_vo.py"
+  "r2d2_ros/evaluation/stereo_vo.py|test/evaluation/test_stereo_vo.py"
 )
 
 # Seconds one mutant's tests may take before they count as hanging (MUTATION_TIMEOUT_S=... to change).
