@@ -42,7 +42,7 @@ MODULES=(
   "r2d2_ros/tracking/tracks.py|test/tracking/test_track_book.py test/tracking/test_front_end.py test/tracking/test_tracking.py test/evaluation/test_tracks.py"
   "r2d2_ros/tracking/verification.py|test/tracking/test_verification.py test/tracking/test_tracking.py test/evaluation/test_tracks.py"
   "r2d2_ros/tracking/rectification.py|test/tracking/test_rectification.py test/tracking/test_tracking.py test/tracking/test_front_end.py test/tracking/test_stereo.py"
-  "r2d2_ros/sequences.py|test/bags/test_sequences.py test/evaluation/test_tracks.py"
+  "r2d2_ros/sequences.py|test/bags/test_sequences.py test/sequences/test_stereo_and_resized.py test/evaluation/test_tracks.py"
   "r2d2_ros/export.py|test/backends/test_export_graph.py test/backends/test_onnx_export_and_runtime.py::test_every_architecture_exports_with_dynamic_sizes test/backends/test_onnx_export_and_runtime.py::test_bundled_model_exports_in_fp16_with_fp32_heads test/backends/test_onnx_export_and_runtime.py::test_bad_checkpoint_is_a_usage_error test/backends/test_tensorrt_engine_cache.py"
   "r2d2_ros/extraction/captured.py|test/extraction/test_captured.py"
   "r2d2_ros/tracking/optical_flow.py|test/tracking/test_flow_tracker.py"
