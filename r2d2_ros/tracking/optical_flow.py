@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["flow_points", "trackability", "LK_PARAMETERS", "FORWARD_BACKWARD_PX", "TRACKABILITY_BLOCK_PX"]
+__all__ = ["inside_image", "flow_points", "trackability", "LK_PARAMETERS", "FORWARD_BACKWARD_PX", "TRACKABILITY_BLOCK_PX"]
 
 # Pyramidal Lucas-Kanade as VINS-style front ends run it: a 21 px window over 4 levels follows motions
 # of tens of pixels (KITTI's road near the car moves 20-40 px a frame).
@@ -42,10 +42,15 @@ def flow_points(previous_image: np.ndarray, image: np.ndarray, points: np.ndarra
     forward, status, _ = cv2.calcOpticalFlowPyrLK(previous_image, image, start, None, **LK_PARAMETERS)
     backward, back_status, _ = cv2.calcOpticalFlowPyrLK(image, previous_image, forward, None, **LK_PARAMETERS)
     forward, backward, start = forward.reshape(-1, 2), backward.reshape(-1, 2), start.reshape(-1, 2)
-    height, width = image.shape[:2]
-    inside = (forward >= 0).all(axis=1) & (forward[:, 0] < width) & (forward[:, 1] < height)
     returned = np.linalg.norm(backward - start, axis=1) <= forward_backward_px
-    return forward, (status.ravel() == 1) & (back_status.ravel() == 1) & returned & inside
+    return forward, (status.ravel() == 1) & (back_status.ravel() == 1) & returned & inside_image(forward, image.shape)
+
+
+def inside_image(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(N,) bool: each x, y lies on the image of ``shape`` (H, W, ...), pixel centres at integers: in
+    [0, W) x [0, H), as a point flow carried off the image's edge does not."""
+    height, width = shape[:2]
+    return (points >= 0).all(axis=1) & (points[:, 0] < width) & (points[:, 1] < height)
 
 
 def trackability(image: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import torch
 from r2d2_ros.features import Features
 from r2d2_ros.tracking import FeatureTracker, FlowTracker, TrackerConfig, TrackIdSequence
 from r2d2_ros.tracking.flow_tracker import flow_points, trackability
+from r2d2_ros.tracking.optical_flow import inside_image
 from r2d2_ros.tracking.reidentification import REIDENTIFY_FRAMES, LostTracks
 
 WIDTH, HEIGHT = 320, 240
@@ -77,7 +78,23 @@ def test_flow_is_sub_pixel_and_checked_both_ways() -> None:
     flowed, followed = flow_points(_view(PAN[0]), _view(PAN[1]), points)
     assert followed.all()
     assert np.abs(flowed - (points + PAN[1])).max() < 0.1
-    assert flow_points(_view(PAN[0]), _view(PAN[1]), np.zeros((0, 2)))[0].shape == (0, 2)
+    none = flow_points(_view(PAN[0]), _view(PAN[1]), np.zeros((0, 2)))
+    assert none[0].shape == (0, 2) and none[1].shape == (0,)
+
+
+def test_a_point_is_inside_the_image_on_both_sides_of_every_edge() -> None:
+    points = np.array([[0.0, 0], [-0.01, 5], [5, -0.01], [0.5, 0.5], [79.99, 59.99], [80, 5], [5, 60], [60, 70]])
+    np.testing.assert_array_equal(inside_image(points, (60, 80)), [1, 0, 0, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(inside_image(points, (60, 80, 3)), inside_image(points, (60, 80)))
+
+
+def test_trackability_is_the_corner_response_at_the_nearest_pixel_clamped_to_the_image() -> None:
+    image = _view(PAN[0])
+    height, width = image.shape
+    response = cv2.cornerMinEigenVal(image, 21)
+    points = np.array([[0.0, 0], [width - 1, height - 1], [-3, 2], [width + 5, height + 5], [10.4, 20.6]])
+    np.testing.assert_array_equal(trackability(image, points), [response[0, 0], response[-1, -1], response[2, 0],
+                                                                response[-1, -1], response[21, 10]])
 
 
 def test_ids_persist_through_a_pan_at_the_flowed_positions() -> None:
