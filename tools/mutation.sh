@@ -48,7 +48,7 @@ MODULES=(
   "r2d2_ros/tracking/optical_flow.py|test/tracking/test_flow_tracker.py"
   "r2d2_ros/tracking/reidentification.py|test/tracking/test_flow_tracker.py"
   "r2d2_ros/tracking/flow_tracker.py|test/tracking/test_flow_tracker.py"
-  "r2d2_ros/evaluation/stereo_tracks.py|test/evaluation/test_stereo_tracks.py"
+  "r2d2_ros/evaluation/stereo_tracks.py|test/evaluation/test_stereo_tracks.py test/evaluation/test_r2d2_eval.py::test_stereo_trajectories_of_every_front_end"
   "r2d2_ros/evaluation/trajectory.py|test/evaluation/test_stereo_vo.py"
   "r2d2_ros/evaluation/stereo_vo.py|test/evaluation/test_stereo_vo.py"
 )

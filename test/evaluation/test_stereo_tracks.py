@@ -45,9 +45,9 @@ def test_flow_pairs_each_point_with_where_it_is_in_the_right_image() -> None:
 def test_descriptors_pair_points_on_the_same_row() -> None:
     descriptors = torch.nn.functional.normalize(torch.randn(3, 8, generator=torch.Generator().manual_seed(0)), dim=1)
     left = np.array([[50.0, 20], [80, 40], [120, 90]])
-    # Right: the first two 10 px to the left on their rows, the third's descriptor 3 rows down (another row).
-    right_points = torch.tensor([[40.0, 20, 1], [70, 40.4, 1], [110, 93, 1]])
-    right = Features(right_points, descriptors.clone(), torch.ones(3), (160, 120))
+    # Right, in another order: the first two 10 px to the left on their rows, the third 3 rows down (another row).
+    right_points = torch.tensor([[70.0, 40.4, 1], [110, 93, 1], [40, 20, 1]])
+    right = Features(right_points, descriptors[[1, 2, 0]], torch.ones(3), (160, 120))
     stereo = descriptor_stereo(_frame(left, descriptors), right, _camera(), _camera(15))
     np.testing.assert_allclose(stereo.right_x, [40, 70, np.nan])
     with pytest.raises(ValueError, match="descriptors"):
