@@ -211,14 +211,16 @@ def _track_sequences(tracks: list[Path], stereo: list[Path], scale: float, cache
             return path
         return write_resized_sequence(path, cache / "sequences" / f"{path.resolve().name}_x{scale:g}", scale)
 
-    sequences = [load_sequence(sized(path)) for path in tracks]
+    sized_tracks = [sized(path) for path in tracks]  # each copy written once, the stereo pairs reuse it
+    sequences = [load_sequence(path) for path in sized_tracks]
     rights: dict[str, Sequence] = {}
     for right in stereo:
-        names = sorted(path.name for path in (right / "image").glob("*"))
-        partners = [path for path, sequence in zip(tracks, sequences) if [f.name for f in sequence.frames] == names]
+        names = [frame.name for frame in load_sequence(right).frames]
+        partners = [path for path, sequence in zip(sized_tracks, sequences)
+                    if [frame.name for frame in sequence.frames] == names]
         if not partners:
             raise ValueError(f"--stereo {right}: no --tracks sequence has the same frames")
-        left, right_sequence = load_stereo_pair(sized(partners[0]), sized(right))
+        left, right_sequence = load_stereo_pair(partners[0], sized(right))
         rights[left.name] = right_sequence
     return sequences, rights
 

@@ -136,8 +136,8 @@ def _optimise_window(rig: StereoRig, frames: list[StereoFrame], keys: list[int],
     parameters, calibration = _smart_factor_parameters(config), rig.calibration()
     observations: dict[int, list[tuple[int, gtsam.StereoPoint2]]] = {}
     for key, frame in zip(keys, frames):
-        for track_id, (x, y), right_x in zip(frame.ids[frame.stereo()], frame.left[frame.stereo()],
-                                             frame.right_x[frame.stereo()]):
+        usable = frame.stereo()
+        for track_id, (x, y), right_x in zip(frame.ids[usable], frame.left[usable], frame.right_x[usable]):
             observations.setdefault(int(track_id), []).append((key, gtsam.StereoPoint2(x, right_x, y)))
     for seen in observations.values():
         if len(seen) >= 2:  # one view constrains no pose
