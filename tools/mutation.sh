@@ -47,15 +47,48 @@ MODULES=(
   "r2d2_ros/extraction/captured.py|test/extraction/test_captured.py"
   "r2d2_ros/tracking/optical_flow.py|test/tracking/test_flow_tracker.py"
   "r2d2_ros/tracking/reidentification.py|test/tracking/test_flow_tracker.py"
-  "r2d2_ros/tracking/flow_tracker.py|test/tracking/test_flow_tracker.py"
+  "r2d2_ros/tracking/flow_tracker.py|test/tracking/test_flow_tracker.py test/tracking/test_front_end.py"
+  "r2d2_ros/tracking/tracker.py|test/tracking/test_tracking.py test/tracking/test_front_end.py test/tracking/test_stereo.py test/tracking/test_track_book.py"
+  "r2d2_ros/tracking/stereo.py|test/tracking/test_stereo.py test/serving/test_frame_set.py"
   "r2d2_ros/evaluation/stereo_tracks.py|test/evaluation/test_stereo_tracks.py test/evaluation/test_r2d2_eval.py::test_stereo_trajectories_of_every_front_end"
   "r2d2_ros/evaluation/trajectory.py|test/evaluation/test_stereo_vo.py"
   "r2d2_ros/evaluation/stereo_vo.py|test/evaluation/test_stereo_vo.py"
+  "r2d2_ros/matching.py|test/tracking/test_tracking.py test/tracking/test_front_end.py"
+  "r2d2_ros/features.py|test/tracking/test_tracking.py test/tracking/test_flow_tracker.py test/serving/test_messages_and_params.py test/serving/test_frame_set.py"
+  "r2d2_ros/geometry.py|test/evaluation/test_metrics.py test/evaluation/test_protocol.py"
+  "r2d2_ros/evaluation/tracking.py|test/evaluation/test_tracks.py test/evaluation/test_stereo_tracks.py"
+  "r2d2_ros/evaluation/vo.py|test/evaluation/test_metrics.py test/bags/test_eval_vo_bag.py"
+  "r2d2_ros/bags/store.py|test/bags/test_bags.py test/bags/test_extract_bag.py"
+  "r2d2_ros/bags/features.py|test/bags/test_bags.py test/bags/test_extract_bag.py"
+  "r2d2_ros/bags/images.py|test/bags/test_bags.py test/bags/test_extract_bag.py"
+  "r2d2_ros/backends.py|test/backends/test_backend_choice.py test/serving/test_backend_params.py test/backends/test_tensorrt_engine_cache.py"
+  "r2d2_ros/serving/inference.py|test/serving/test_inference.py test/serving/test_reloader.py test/serving/test_backend_params.py"
+  "r2d2_ros/extraction/runner.py|test/extraction/test_batch.py test/backends/test_backend_choice.py"
+  "r2d2_ros/extraction/timing.py|test/extraction/test_captured.py"
+  "r2d2_ros/model/nets.py|test/model/test_nets.py test/model/test_checkpoint.py"
+  "r2d2_ros/image_io.py|test/training/test_pack_images.py test/bags/test_bags.py"
+  "r2d2_ros/utils.py|test/extraction/test_subpixel.py test/training/test_losses.py"
+  "r2d2_ros/viz.py|test/serving/test_frame_set.py"
+  "r2d2_ros/device.py|test/training/test_schedule.py test/extraction/test_candidates_and_precision.py"
+  "r2d2_ros/evaluation/cache.py|test/evaluation/test_protocol.py test/evaluation/test_tracks.py"
+  "r2d2_ros/evaluation/report.py|test/evaluation/test_tracks.py test/evaluation/test_stereo_vo.py"
+  "r2d2_ros/evaluation/hpatches.py|test/evaluation/test_protocol.py"
+  "r2d2_ros/evaluation/methods.py|test/evaluation/test_r2d2_eval.py"
+  "r2d2_ros/evaluation/precision_check.py|test/evaluation/test_precision_check.py"
+  "r2d2_ros/training/config.py|test/training/test_schedule.py test/training/test_trainer.py::test_unknown_config_keys_are_rejected"
+  "r2d2_ros/training/schedule.py|test/training/test_schedule.py"
+  "r2d2_ros/training/curves.py|test/training/test_schedule.py"
+  "r2d2_ros/training/pack_images.py|test/training/test_pack_images.py"
+  "r2d2_ros/training/data.py|test/training/test_pack_images.py test/training/test_trainer.py::test_a_pair_that_fails_its_checks_is_redrawn_never_used test/training/test_trainer.py::test_unreadable_images_are_skipped_and_counted test/training/test_trainer.py::test_synthetic_flow_agrees_with_the_images test/training/test_trainer.py::test_greyscale_share_of_pairs test/training/test_trainer.py::test_flow_pairs_in_both_file_formats"
+  "r2d2_ros/training/validation.py|test/training/test_trainer.py::test_validate_compares_checkpoints_on_the_same_pairs"
+  "r2d2_ros/training/trainer.py|test/training/test_trainer_synthetic.py test/training/test_schedule.py"
+  "r2d2_ros/training/distributed.py|test/training/test_distributed.py"
 )
 
 # Seconds one mutant's tests may take before they count as hanging (MUTATION_TIMEOUT_S=... to change).
 limit=${MUTATION_TIMEOUT_S:-90}
-work=$repo/.mutation/work
+# MUTATION_WORK=... lets two runs (different modules) share the machine, each in its own copy.
+work=${MUTATION_WORK:-$repo/.mutation/work}
 report=$repo/.mutation/report
 mkdir -p "$report"
 summary=$report/summary.md

@@ -82,15 +82,19 @@ def recheck(name: str, module: str, tests: list[str]) -> tuple[int, int, list[st
         # the colcon install space that ./activate puts there, as in tools/mutation.sh.
         path = os.pathsep.join(filter(None, [str(work), os.environ.get("PYTHONPATH", "")]))
 
+        def run_tests() -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                                  cwd=work, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path},
+                                  timeout=TIMEOUT_S)
+
         def tests_fail() -> bool:
-            result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-                                    cwd=work, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path},
-                                    timeout=TIMEOUT_S)
-            return result.returncode != 0
+            return run_tests().returncode != 0
 
         # Tests that fail without a mutant (an import, the environment) would count every mutant as killed.
-        if tests_fail():
-            raise SystemExit(f"mutation_recheck: {name}'s tests fail on the unmutated module; run them: {' '.join(tests)}")
+        unmutated = run_tests()
+        if unmutated.returncode != 0:
+            raise SystemExit(f"mutation_recheck: {name}'s tests fail on the unmutated module; run them: {' '.join(tests)}"
+                             f"\n{(unmutated.stdout + unmutated.stderr)[-3000:]}")
         killed, timeouts, alive = 0, 0, []
         for diff in diffs:
             mutated = apply_mutant(original, diff)

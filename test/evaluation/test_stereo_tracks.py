@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -10,7 +11,8 @@ import torch
 from r2d2_ros.evaluation.stereo_tracks import descriptor_stereo, flow_stereo
 from r2d2_ros.evaluation.tracking import TrackedFrame
 from r2d2_ros.features import Features
-from r2d2_ros.tracking import CameraModel, TrackBook
+from r2d2_ros.tracking import CameraModel, TrackBook, rectify_points
+from r2d2_ros.tracking.stereo import StereoConfig
 from test.conftest import rectangles_image
 
 DISPARITY = 8
@@ -54,3 +56,52 @@ def test_descriptors_pair_points_on_the_same_row() -> None:
         descriptor_stereo(_frame(left), right, _camera(), _camera(15))
     with pytest.raises(ValueError, match="baseline"):
         descriptor_stereo(_frame(left, descriptors), right, _camera(), _camera())
+
+
+def _distorted_camera(distortion: list[float], pitch_deg: float, baseline_px: float) -> CameraModel:
+    """A lens with distortion, rectified by a rotation about x (rows move) and a P other than K."""
+    rotation, _ = cv2.Rodrigues(np.array([np.radians(pitch_deg), 0.0, 0.0]))
+    projection = [140.0, 0, 78, -baseline_px, 0, 140, 62, 0, 0, 0, 1, 0]
+    return CameraModel.from_camera_info(SimpleNamespace(width=160, height=120, k=[150.0, 0, 80, 0, 152, 60, 0, 0, 1],
+                                                        d=distortion, distortion_model="plumb_bob",
+                                                        r=list(rotation.ravel()), p=projection))
+
+
+def _raw(rectified: np.ndarray, camera: CameraModel) -> np.ndarray:
+    """Rectified pixels back to the camera's raw (distorted) pixels."""
+    rays = np.column_stack([rectified, np.ones(len(rectified))]) @ np.linalg.inv(camera.P[:, :3]).T @ camera.R
+    raw, _ = cv2.projectPoints(rays, np.zeros(3), np.zeros(3), camera.K, camera.D)
+    return raw.reshape(-1, 2)
+
+
+def test_descriptors_pair_on_rectified_rows_of_a_distorted_rotated_rig() -> None:
+    # Left points come rectified (the tracker's), right detections raw: each is rectified with its own camera
+    # once. Pairing raw right points, or rectifying the left ones again, moves rows by pixels (pitch, lens).
+    left_camera = _distorted_camera([-0.28, 0.09, 0.001, -0.002, 0.0], 1.5, 0.0)
+    right_camera = _distorted_camera([-0.22, 0.05, -0.001, 0.001, 0.0], -1.0, 140 * 0.12)
+    left_rectified = np.array([[30.0, 15], [70, 40], [120, 65], [50, 95], [140, 100]])
+    right_rectified = left_rectified - np.array([[4.0, 0], [9, 0], [2.5, 0], [14, 0], [6, 0]])
+    assert np.abs(_raw(right_rectified, right_camera) - right_rectified).max() > 3, "the lens moves points"
+    descriptors = torch.nn.functional.normalize(torch.randn(5, 8, generator=torch.Generator().manual_seed(1)), dim=1)
+    raw_left = _raw(left_rectified, left_camera)
+    tracks = TrackBook().update(raw_left, np.zeros((0, 2), np.int64))
+    frame = TrackedFrame(raw_left, rectify_points(raw_left, left_camera), tracks, [], descriptors)
+    order = [3, 0, 4, 2, 1]
+    right = Features(torch.tensor(np.column_stack([_raw(right_rectified, right_camera)[order], np.ones(5)]),
+                                  dtype=torch.float32), descriptors[order], torch.ones(5), (160, 120))
+    stereo = descriptor_stereo(frame, right, left_camera, right_camera)
+    np.testing.assert_allclose(stereo.right_x, right_rectified[:, 0], atol=1e-2)
+
+
+def test_flow_pairs_at_zero_disparity_and_row_gap_with_zero_limits() -> None:
+    # Identical images: flow returns every point where it was, so the disparity and the row gap are exactly 0,
+    # which limits of 0 (both inclusive) still accept.
+    grey = rectangles_image(120, 160, 60, seed=3)[..., 1]
+    raw = np.array([[40.0, 30], [90, 60], [120, 90], [130, 20]], np.float32)
+    camera = _camera(15)
+    tracks = TrackBook().update(raw, np.zeros((0, 2), np.int64))
+    frame = TrackedFrame(raw, rectify_points(raw, camera), tracks, [])
+    stereo = flow_stereo(frame, grey, grey, camera, StereoConfig(row_tolerance_px=0.0, max_disparity_px=0.0))
+    found = np.isfinite(stereo.right_x)
+    assert found.sum() >= 2, "textured points are followed"
+    np.testing.assert_array_equal(stereo.right_x[found], frame.rectified[found, 0])

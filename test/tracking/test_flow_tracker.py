@@ -15,7 +15,10 @@ from r2d2_ros.features import Features
 from r2d2_ros.tracking import FeatureTracker, FlowTracker, TrackerConfig, TrackIdSequence
 from r2d2_ros.tracking.flow_tracker import flow_points, trackability
 from r2d2_ros.tracking.optical_flow import inside_image
+from r2d2_ros.tracking import reidentification
 from r2d2_ros.tracking.reidentification import REIDENTIFY_FRAMES, LostTracks
+from r2d2_ros.tracking.tracker import NEW_POINT_SPACING_PX
+from r2d2_ros.tracking.verification import MIN_MATCHES
 
 WIDTH, HEIGHT = 320, 240
 MARGIN = 120  # texture around the first view, panned into
@@ -80,6 +83,25 @@ def test_flow_is_sub_pixel_and_checked_both_ways() -> None:
     assert np.abs(flowed - (points + PAN[1])).max() < 0.1
     none = flow_points(_view(PAN[0]), _view(PAN[1]), np.zeros((0, 2)))
     assert none[0].shape == (0, 2) and none[1].shape == (0,)
+
+
+def test_a_motion_of_tens_of_pixels_is_followed_to_a_tenth_of_a_pixel() -> None:
+    # KITTI's road moves 20-40 px a frame near the car: the pyramid must carry the flow that far and
+    # Lucas-Kanade still iterate to sub-pixel accuracy there (an early stop leaves whole pixels of error).
+    shift = np.array([23.7, -6.1])
+    points = SCENE[(SCENE[:, 0] > 30) & (SCENE[:, 0] < 270) & (SCENE[:, 1] > 30) & (SCENE[:, 1] < 210)]
+    flowed, followed = flow_points(_view(np.zeros(2)), _view(shift), points)
+    assert followed.mean() > 0.8
+    assert np.abs(flowed - (points + shift))[followed].max() < 0.1
+
+
+def test_the_forward_backward_limit_is_inclusive() -> None:
+    # Between identical images the flow returns exactly where it started: a limit of 0 keeps it.
+    image = _view(PAN[0])
+    points = SCENE[(SCENE[:, 0] > 20) & (SCENE[:, 0] < 300) & (SCENE[:, 1] > 20) & (SCENE[:, 1] < 220)]
+    flowed, followed = flow_points(image, image, points, forward_backward_px=0.0)
+    assert followed.all()
+    np.testing.assert_allclose(flowed, points, atol=1e-4)
 
 
 def test_a_point_is_inside_the_image_on_both_sides_of_every_edge() -> None:
@@ -237,25 +259,107 @@ def test_a_hidden_point_resumes_under_the_id_it_adopted_from_a_stereo_partner() 
     assert _id_of((points, tracks.ids), target, PAN[3]) == 10_000
 
 
-def test_a_lost_track_is_not_found_again_where_a_tracked_point_is() -> None:
-    # Frame 0's points in view: one lost, the others the tracked points of frame 1.
+# Frame 0's points in view: the one near the centre is lost, the others are the tracked points of frame 1.
+_IN_VIEW = np.flatnonzero(((SCENE + PAN[0]) >= 30).all(axis=1) & (SCENE[:, 0] + PAN[0][0] < WIDTH - 30)
+                          & (SCENE[:, 1] + PAN[0][1] < HEIGHT - 30))
+LOST_POINT, ANCHORS = _IN_VIEW[len(_IN_VIEW) // 2], np.delete(_IN_VIEW, len(_IN_VIEW) // 2)
+
+
+def _lost_track(frame: int = 0) -> LostTracks:
+    """Lost tracks that remember frame ``frame`` (the view at PAN[0], ids = scene indices) and lost LOST_POINT
+    there."""
+    lost = LostTracks()
     points = SCENE + PAN[0]
-    inside = np.flatnonzero((points >= 30).all(axis=1) & (points[:, 0] < WIDTH - 30) & (points[:, 1] < HEIGHT - 30))
-    lost_point, others = inside[len(inside) // 2], np.delete(inside, len(inside) // 2)
-    keypoints = torch.from_numpy(np.column_stack([points[[lost_point]], [8.0]]).astype(np.float32))
-    for taken in (False, True):
-        lost = LostTracks()
-        lost.remember(0, _view(PAN[0]), inside.astype(np.int64), points[inside], np.zeros(0, np.int64))
-        lost.lose(np.array([lost_point]),
-                  Features(keypoints, DESCRIPTORS[[lost_point]], torch.ones(1), (WIDTH, HEIGHT)), 0)
-        tracked, positions = others, SCENE[others] + PAN[1]
-        if taken:  # a track started since holds its place
-            tracked, positions = np.append(others, 10_000), np.vstack([positions, SCENE[lost_point] + PAN[1]])
-        found = lost.search(_view(PAN[1]), np.array([True]), tracked, positions.astype(np.float32), None, 1.0)
-        if taken:
-            assert len(found.lost) == 0
-        else:
-            assert found.lost.tolist() == [0] and np.abs(found.positions[0] - (SCENE[lost_point] + PAN[1])).max() < 0.1
+    lost.remember(frame, _view(PAN[0]), _IN_VIEW.astype(np.int64), points[_IN_VIEW], np.zeros(0, np.int64))
+    keypoints = torch.from_numpy(np.column_stack([points[[LOST_POINT]], [8.0]]).astype(np.float32))
+    lost.lose(np.array([LOST_POINT]), Features(keypoints, DESCRIPTORS[[LOST_POINT]], torch.ones(1), (WIDTH, HEIGHT)),
+              frame)
+    return lost
+
+
+def _search(lost: LostTracks, tracked: np.ndarray = ANCHORS, extra_positions: np.ndarray = np.zeros((0, 2)),
+            image: np.ndarray | None = None, eligible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(lost indices, positions) found in the view at PAN[1] (or ``image``) with ``tracked`` scene points
+    tracked there, and points of new ids at ``extra_positions``."""
+    positions = np.vstack([SCENE[tracked] + PAN[1], extra_positions]).astype(np.float32)
+    ids = np.concatenate([tracked, 10_000 + np.arange(len(extra_positions))])
+    found = lost.search(_view(PAN[1]) if image is None else image,
+                        np.ones(len(lost.ids), bool) if eligible is None else eligible, ids, positions, None, 1.0)
+    assert len(found.lost) == len(found.positions) and found.positions.shape[1:] == (2,)
+    return found.lost, found.positions
+
+
+def test_a_lost_track_is_not_found_again_where_a_tracked_point_is() -> None:
+    found, positions = _search(_lost_track())
+    assert found.tolist() == [0] and np.abs(positions[0] - (SCENE[LOST_POINT] + PAN[1])).max() < 0.1
+    # A track started since holds its place.
+    assert len(_search(_lost_track(), extra_positions=SCENE[[LOST_POINT]] + PAN[1])[0]) == 0
+    # "Where a tracked point is": within NEW_POINT_SPACING_PX, the new points' rule; exactly that far counts as
+    # there (flowed x is in [128, 256), where adding 4 px and subtracting again are exact in float32).
+    flowed = positions[0]
+    assert 128 <= flowed[0] < 252
+    exactly = (flowed + np.float32([NEW_POINT_SPACING_PX, 0]))[None]
+    assert len(_search(_lost_track(), extra_positions=exactly)[0]) == 0
+    assert _search(_lost_track(), extra_positions=exactly + [[0.01, 0]])[0].tolist() == [0]
+
+
+def test_a_lost_track_the_flow_check_rejects_is_not_found_beside_tracked_points() -> None:
+    image = _view(PAN[1])
+    x, y = np.rint(SCENE[LOST_POINT] + PAN[1]).astype(int)
+    image[y - 10:y + 11, x - 10:x + 11] = 128  # covered: nothing for the flow to follow
+    assert not flow_points(_view(PAN[0]), image, (SCENE[[LOST_POINT]] + PAN[0]))[1].any()
+    assert len(_search(_lost_track(), image=image)[0]) == 0
+
+
+def test_the_motion_since_a_track_was_lost_needs_min_matches_anchors() -> None:
+    # Fewer anchors (points seen then and now) than the epipolar fit needs: nothing is accepted unverified.
+    assert _search(_lost_track(), tracked=ANCHORS[:: len(ANCHORS) // MIN_MATCHES][:MIN_MATCHES])[0].tolist() == [0]
+    assert len(_search(_lost_track(), tracked=ANCHORS[:: len(ANCHORS) // MIN_MATCHES][: MIN_MATCHES - 1])[0]) == 0
+
+
+def test_nothing_is_found_again_when_no_motion_fits_the_anchors(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The epipolar fit can fail (degenerate anchors); no lost track is then accepted unverified.
+    monkeypatch.setattr(reidentification, "epipolar_model", lambda *args: (np.zeros(len(args[0]), bool), None))
+    assert len(_search(_lost_track())[0]) == 0
+
+
+def test_tracks_lost_before_any_frame_was_remembered_are_kept_as_given() -> None:
+    lost = LostTracks()
+    keypoints = torch.tensor([[10.0, 20, 8], [30, 40, 8]])
+    lost.lose(np.array([5, 6]), Features(keypoints, DESCRIPTORS[:2], torch.ones(2), (WIDTH, HEIGHT)), 3)
+    assert lost.ids.tolist() == [5, 6]
+    lost.remember(4, _view(PAN[0]), np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1]))
+    assert lost.ids.tolist() == [5] and lost.points is not None
+    assert lost.points.keypoints[:, :2].tolist() == [[10.0, 20.0]]
+
+
+def test_a_lost_track_whose_id_is_taken_is_not_searched_for() -> None:
+    # Two lost tracks, lost in frames 0 and 1; the first one's id was taken since (a stereo partner's).
+    lost = _lost_track(0)
+    lost.remember(1, _view(PAN[0]), _IN_VIEW.astype(np.int64), (SCENE + PAN[0])[_IN_VIEW], np.zeros(0, np.int64))
+    other = _IN_VIEW[len(_IN_VIEW) // 2 + 3]
+    keypoints = torch.from_numpy(np.column_stack([(SCENE + PAN[0])[[other]], [8.0]]).astype(np.float32))
+    lost.lose(np.array([other]), Features(keypoints, DESCRIPTORS[[other]], torch.ones(1), (WIDTH, HEIGHT)), 1)
+    tracked = ANCHORS[ANCHORS != other]
+    assert sorted(_search(lost, tracked)[0].tolist()) == [0, 1]
+    assert _search(lost, tracked, eligible=np.array([False, True]))[0].tolist() == [1]
+    assert _search(lost, tracked, eligible=np.array([True, False]))[0].tolist() == [0]
+
+
+@pytest.mark.parametrize("first_frame", [0, 7])
+def test_lost_tracks_are_forgotten_once_found_or_lost_too_long(first_frame: int) -> None:
+    # Frame numbers count on over a long sequence: what counts is how long ago, not the frame's number.
+    lost = _lost_track(first_frame)
+    assert lost.ids.tolist() == [LOST_POINT] and lost.points is not None and len(lost.points.keypoints) == 1
+    for frame in range(first_frame + 1, first_frame + REIDENTIFY_FRAMES + 1):
+        lost.remember(frame, _view(PAN[0]), ANCHORS, (SCENE + PAN[0])[ANCHORS], np.zeros(0, np.int64))
+        assert lost.ids.tolist() == [LOST_POINT], "searched for in the next frame still"
+    lost.remember(first_frame + REIDENTIFY_FRAMES + 1, _view(PAN[0]), ANCHORS, (SCENE + PAN[0])[ANCHORS],
+                  np.zeros(0, np.int64))
+    assert len(lost.ids) == 0 and lost.points is not None and len(lost.points.keypoints) == 0
+    found = _lost_track(first_frame)
+    found.remember(first_frame + 1, _view(PAN[1]), ANCHORS, (SCENE + PAN[1])[ANCHORS], np.array([0]))
+    assert len(found.ids) == 0
 
 
 def test_new_points_keep_away_from_tracked_ones_and_from_each_other() -> None:
