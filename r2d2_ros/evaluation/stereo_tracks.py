@@ -20,7 +20,7 @@ from .methods import Method
 from .stereo_vo import StereoFrame, StereoRig, stereo_odometry
 from .tracking import TrackedFrame, camera_model, grey_frame
 
-__all__ = ["descriptor_stereo", "flow_stereo", "stereo_trajectory"]
+__all__ = ["descriptor_stereo", "flow_stereo", "paired_share", "stereo_trajectory"]
 
 
 def _stereo_frame(frame: TrackedFrame, right_index: np.ndarray, right_rectified: np.ndarray) -> StereoFrame:
@@ -53,8 +53,6 @@ def flow_stereo(frame: TrackedFrame, left_image: np.ndarray, right_image: np.nda
     """The frame's tracked points flowed into the right image (pyramidal LK with the forward-backward check,
     as VINS-Fusion pairs its stereo points), kept where the rectified row agrees within
     ``config.row_tolerance_px`` and the disparity is in [0, ``config.max_disparity_px``]."""
-    if len(frame.raw) == 0:
-        return StereoFrame(frame.tracks.ids, frame.rectified, np.zeros(0))
     right_raw, followed = flow_points(left_image, right_image, frame.raw.astype(np.float32))
     right_rectified = rectify_points(right_raw, right_camera)
     disparity = frame.rectified[:, 0] - right_rectified[:, 0]
@@ -68,14 +66,29 @@ def stereo_trajectory(left: Sequence, right: Sequence, frames: list[TrackedFrame
                        cache: FeatureCache) -> tuple[np.ndarray, float]:
     """(N, 4, 4) the trajectory the stereo back end makes of a front end's tracks, paired as that front end
     pairs them (by descriptor with ``pairing``'s right-camera features, or by flow: None), and the share
-    of the frames' points it paired, averaged over frames."""
-    assert left.calibration is not None and left.calibration.P is not None and left.poses is not None
-    assert right.calibration is not None and right.calibration.P is not None
+    of the frames' points it paired, averaged over frames (:func:`paired_share`).
+
+    Raises:
+        ValueError: a camera without its rectified projection, or the left sequence without poses.
+    """
+    if left.poses is None:
+        raise ValueError(f"{left.name}: the trajectory starts at the first ground-truth pose, and there is none")
+    rig = StereoRig.from_projections(_projection(left), _projection(right))
     left_camera, right_camera = camera_model(left), camera_model(right)
-    rig = StereoRig.from_projections(left.calibration.P, right.calibration.P)
     stereo = [descriptor_stereo(frame, cache.features(pairing, right_path), left_camera, right_camera)
               if pairing is not None else
               flow_stereo(frame, grey_frame(left_path), grey_frame(right_path), right_camera)
               for frame, left_path, right_path in zip(frames, left.frames, right.frames)]
-    share = float(np.mean([frame.stereo().mean() if len(frame.ids) else 0.0 for frame in stereo]))
-    return stereo_odometry(stereo, rig, left.poses[0]), round(share, 3)
+    return stereo_odometry(stereo, rig, left.poses[0]), paired_share(stereo)
+
+
+def _projection(sequence: Sequence) -> np.ndarray:
+    if sequence.calibration is None or sequence.calibration.P is None:
+        raise ValueError(f"{sequence.name}: the stereo back end needs each camera's rectified projection P")
+    return sequence.calibration.P
+
+
+def paired_share(stereo: list[StereoFrame]) -> float:
+    """The share of each frame's points the back end can use in stereo, averaged over frames (a frame without
+    points pairs none: 0), to three decimals."""
+    return round(float(np.mean([frame.stereo().mean() if len(frame.ids) else 0.0 for frame in stereo])), 3)

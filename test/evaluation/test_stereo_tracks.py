@@ -1,6 +1,8 @@
 """Each front end's stereo pairing for the back end: KLT's by flow, R2D2's and ORB's by descriptor (ROS-free)."""
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -8,9 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from r2d2_ros.evaluation.stereo_tracks import descriptor_stereo, flow_stereo
+from r2d2_ros.evaluation.cache import FeatureCache
+from r2d2_ros.evaluation.stereo_tracks import descriptor_stereo, flow_stereo, paired_share, stereo_trajectory
+from r2d2_ros.evaluation.stereo_vo import StereoFrame
 from r2d2_ros.evaluation.tracking import TrackedFrame
 from r2d2_ros.features import Features
+from r2d2_ros.sequences import CameraCalibration, Sequence
 from r2d2_ros.tracking import CameraModel, TrackBook, rectify_points
 from r2d2_ros.tracking.stereo import StereoConfig
 from test.conftest import rectangles_image
@@ -105,3 +110,67 @@ def test_flow_pairs_at_zero_disparity_and_row_gap_with_zero_limits() -> None:
     found = np.isfinite(stereo.right_x)
     assert found.sum() >= 2, "textured points are followed"
     np.testing.assert_array_equal(stereo.right_x[found], frame.rectified[found, 0])
+
+
+def _stereo_sequences(folder: Path, frames: int = 4) -> tuple[Sequence, Sequence]:
+    """A still camera before a textured wall: the right image is the left one 8 px to the left. Ground-truth
+    poses (that the images do not follow: only where the trajectory starts matters here) step along z."""
+    grey = rectangles_image(120, 200, 80, seed=5)[..., 1]
+    paths: dict[str, list[Path]] = {"left": [], "right": []}
+    for index in range(frames):
+        for side, image in (("left", grey[:, 20:180]), ("right", grey[:, 20 + DISPARITY : 180 + DISPARITY])):
+            paths[side].append(folder / f"{side}{index}.png")
+            cv2.imwrite(str(paths[side][-1]), np.ascontiguousarray(image))
+    k = np.array([[150.0, 0, 80], [0, 150, 60], [0, 0, 1]])
+    poses = np.array([np.hstack([np.eye(3), [[0.0], [0.0], [0.5 * index + 1.0]]]) for index in range(frames)])
+
+    def calibration(baseline_px: float) -> CameraCalibration:
+        return CameraCalibration(160, 120, k, P=np.hstack([k, [[-baseline_px], [0.0], [0.0]]]))
+    return (Sequence("left", paths["left"], calibration=calibration(0.0), poses=poses),
+            Sequence("right", paths["right"], calibration=calibration(150 * 0.1)))
+
+
+def _tracked(points: np.ndarray, frames: int) -> list[TrackedFrame]:
+    """The same points tracked through every frame but the last, which has none."""
+    book, tracked = TrackBook(), []
+    for index in range(frames):
+        here = points if index < frames - 1 else np.zeros((0, 2), np.float32)
+        previous = len(points) if index else 0
+        tracks = book.update(here, np.column_stack([np.arange(min(previous, len(here)))] * 2).astype(np.int64))
+        tracked.append(TrackedFrame(here, here.copy(), tracks, []))
+    return tracked
+
+
+def test_a_trajectory_starts_at_the_first_pose_and_counts_frames_without_points_as_unpaired(tmp_path: Path) -> None:
+    left, right = _stereo_sequences(tmp_path)
+    textured = np.array([[x, y] for x in range(30, 140, 12) for y in range(20, 100, 12)], np.float32)
+    frames = _tracked(textured, len(left.frames))
+    trajectory, share = stereo_trajectory(left, right, frames, None, FeatureCache(tmp_path / "cache"))
+    assert trajectory.shape == (4, 4, 4)
+    np.testing.assert_allclose(trajectory[0, :3], left.poses[0], atol=1e-9)  # type: ignore[index]
+    paired = [flow_stereo(frame, cv2.imread(str(l), 0), cv2.imread(str(r), 0), _camera(15)).stereo().mean()
+              for frame, l, r in zip(frames[:-1], left.frames, right.frames)]
+    assert min(paired) > 0.5, "the wall's textured points pair"
+    assert share == round(float(np.mean(paired + [0.0])), 3)
+
+
+def test_paired_share_averages_frames() -> None:
+    frames = [StereoFrame(np.arange(4), np.full((4, 2), 50.0), np.array([40.0, np.nan, 49.5, 30])),  # 2 of 4
+              StereoFrame(np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros(0)),  # none to pair: 0
+              StereoFrame(np.arange(2), np.full((2, 2), 50.0), np.array([45.0, 45]))]  # both
+    assert paired_share(frames) == round((0.5 + 0 + 1) / 3, 3) == 0.5
+    assert paired_share(frames[:1] + frames[2:]) == 0.75
+    assert paired_share([StereoFrame(np.arange(3), np.full((3, 2), 50.0), np.array([40.0, 41, np.nan]))]) == 0.667
+
+
+def test_a_trajectory_needs_projections_and_poses(tmp_path: Path) -> None:
+    left, right = _stereo_sequences(tmp_path, frames=1)
+    frames = _tracked(np.array([[40.0, 30]], np.float32), 1)
+    cache = FeatureCache(tmp_path / "cache")
+    with pytest.raises(ValueError, match="left: .*ground-truth pose"):
+        stereo_trajectory(replace(left, poses=None), right, frames, None, cache)
+    for broken_left, broken_right in ((replace(left, calibration=None), right),
+                                      (left, replace(right, calibration=replace(right.calibration, P=None)))):
+        name = "left" if broken_left is not left else "right"
+        with pytest.raises(ValueError, match=f"{name}: .*rectified projection"):
+            stereo_trajectory(broken_left, broken_right, frames, None, cache)
