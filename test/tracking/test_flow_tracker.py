@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from r2d2_ros.features import Features
-from r2d2_ros.tracking import FeatureTracker, FlowTracker, TrackerConfig, TrackIdSequence
-from r2d2_ros.tracking.flow_tracker import flow_points, trackability
+from r2d2_ros.tracking import FeatureTracker, FlowTracker, TrackerConfig, TrackIdSequence, Tracks
+from r2d2_ros.tracking.flow_tracker import VERIFY_RADIUS_PX, flow_points, trackability
 from r2d2_ros.tracking.optical_flow import inside_image
 from r2d2_ros.tracking import reidentification
 from r2d2_ros.tracking.reidentification import REIDENTIFY_FRAMES, LostTracks
@@ -434,11 +434,115 @@ def test_the_image_must_be_the_features_grey_frame() -> None:
     tracker = FlowTracker(FLOW)
     with pytest.raises(ValueError, match="grey uint8"):
         tracker.update(_detections(PAN[0], 0), cv2.cvtColor(_view(PAN[0]), cv2.COLOR_GRAY2RGB))
-    with pytest.raises(ValueError, match="grey uint8"):
+    with pytest.raises(ValueError, match="grey uint8 image of 320x240"):
         tracker.update(_detections(PAN[0], 0), _view(PAN[0])[:100])
+    with pytest.raises(ValueError, match="grey uint8"):
+        tracker.update(_detections(PAN[0], 0), _view(PAN[0]).astype(np.float32))
 
 
 def test_the_tracking_mode_defaults_to_descriptors_and_is_checked() -> None:
     assert TrackerConfig().mode == "descriptor"
     with pytest.raises(ValueError, match="mode"):
         TrackerConfig(mode="klt")  # type: ignore[arg-type]
+
+
+TARGET = _scene_point_near(PAN[0], 160, 120)
+
+
+def _with_first(features: Features, point: np.ndarray, descriptor: torch.Tensor, scale: float = 8.0) -> Features:
+    """``features`` with one more detection, listed first: at ``point``, with ``descriptor`` and ``scale``."""
+    keypoints = torch.cat([torch.tensor([[*point, scale]], dtype=torch.float32), features.keypoints])
+    return Features(keypoints, torch.cat([descriptor[None].float(), features.descriptors]),
+                    torch.cat([torch.ones(1), features.scores]), features.image_size)
+
+
+def _seen_again(offset: tuple[float, float], descriptor: torch.Tensor, scale: float = 8.0,
+                descriptors: torch.Tensor = DESCRIPTORS) -> Features | None:
+    """TARGET tracked in the view at PAN[0]; at PAN[1] its own detection is replaced by one ``offset`` px from
+    where flow takes it, listed first. TARGET's point in the second frame, None if its track ended."""
+    tracker = FlowTracker(FLOW)
+    points, tracks = tracker.update(_detections(PAN[0], 0, descriptors), _view(PAN[0]))
+    index = np.flatnonzero(_scene_index(points.keypoints[:, :2].numpy(), PAN[0]) == TARGET)
+    flowed = flow_points(_view(PAN[0]), _view(PAN[1]), points.keypoints[index, :2].numpy())[0][0]
+    detections = _with_first(_detections(PAN[1], 1, descriptors, hidden=np.array([TARGET])),
+                             flowed + np.float32(offset), descriptor, scale)
+    after, after_tracks = tracker.update(detections, _view(PAN[1]))
+    assert all(trail.shape[1] == 2 for trail in tracker.book.trails())
+    kept = np.flatnonzero(after_tracks.ids == tracks.ids[index])
+    return after.select(kept) if len(kept) else None
+
+
+def test_a_detection_within_the_verify_radius_refutes_a_point_that_looks_different_and_one_beyond_does_not() -> None:
+    other = -DESCRIPTORS[TARGET]
+    # Exactly VERIFY_RADIUS_PX away (flowed x is in [128, 256): +2 px is exact in float32): within.
+    assert _seen_again((VERIFY_RADIUS_PX, 0.0), other) is None
+    kept = _seen_again((2.5, 0.0), other)
+    assert kept is not None, "no detection of the point's own: flow alone carries it"
+    torch.testing.assert_close(kept.descriptors[0], DESCRIPTORS[TARGET])  # its look as last confirmed
+
+
+def test_the_confirming_detection_gives_the_point_its_look_but_not_its_position() -> None:
+    kept = _seen_again((1.0, 0.5), DESCRIPTORS[TARGET], scale=16.0)  # listed first: detection 0
+    assert kept is not None
+    assert kept.keypoints[0, 2] == 16.0 and kept.scores[0] == 1.0
+    flowed = flow_points(_view(PAN[0]), _view(PAN[1]), (SCENE[[TARGET]] + PAN[0]))[0][0]
+    assert np.abs(kept.keypoints[0, :2].numpy() - flowed).max() < 0.6  # the flowed position, not the detection's
+
+
+def test_descriptors_at_exactly_max_descriptor_distance_describe_one_point() -> None:
+    # Unit descriptors a, b: |a - b| = sqrt(2 - 2 a.b); a.b = 0.5 is exactly the default limit of 1.0.
+    descriptors = DESCRIPTORS.clone()
+    descriptors[TARGET] = torch.nn.functional.one_hot(torch.tensor(0), DESCRIPTORS.shape[1]).float()
+    assert FLOW.max_descriptor_distance == 1.0
+
+    def unit(cosine: float) -> torch.Tensor:
+        return torch.tensor([cosine, (1 - cosine**2) ** 0.5] + [0.0] * (DESCRIPTORS.shape[1] - 2))
+    assert _seen_again((0.5, 0.0), unit(0.5), descriptors=descriptors) is not None
+    assert _seen_again((0.5, 0.0), unit(0.49), descriptors=descriptors) is None
+    assert _seen_again((0.5, 0.0), unit(0.9), descriptors=descriptors) is not None
+
+
+def test_a_frame_without_detections_carries_the_tracked_points_by_flow() -> None:
+    tracker = FlowTracker(FLOW)
+    _, tracks = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+    nothing = Features(torch.zeros(0, 3), torch.zeros(0, DESCRIPTORS.shape[1]), torch.zeros(0), (WIDTH, HEIGHT))
+    points, after = tracker.update(nothing, _view(PAN[1]))
+    assert np.isin(tracks.ids, after.ids).mean() > 0.8 and len(points) == len(after.ids)
+
+
+def test_a_frame_with_a_single_detection_still_checks_its_point() -> None:
+    for descriptor, goes_on in ((DESCRIPTORS[TARGET], True), (-DESCRIPTORS[TARGET], False)):
+        tracker = FlowTracker(FLOW)
+        points, first = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+        target_id = first.ids[_scene_index(points.keypoints[:, :2].numpy(), PAN[0]) == TARGET][0]
+        single = Features(torch.tensor([[*(SCENE[TARGET] + PAN[1]), 8.0]], dtype=torch.float32), descriptor[None],
+                          torch.ones(1), (WIDTH, HEIGHT))
+        _, second = tracker.update(single, _view(PAN[1]))
+        assert (target_id in second.ids) == goes_on
+        assert np.isin(first.ids, second.ids).mean() > 0.8  # the others go on by flow
+
+
+def _only_lost_track_seen_again(descriptor: torch.Tensor) -> tuple[int, Features, Tracks]:
+    """A flat patch wider than the flow's window hides TARGET alone (its neighbours lie 12 px away) in the second
+    view; in the third its detection is listed first with ``descriptor``. TARGET's first id, the third frame's
+    points and tracks."""
+    tracker = FlowTracker(FLOW)
+    points, tracks = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+    first_id = tracks.ids[_scene_index(points.keypoints[:, :2].numpy(), PAN[0]) == TARGET][0]
+    image = _view(PAN[1])
+    x, y = np.rint(SCENE[TARGET] + PAN[1]).astype(int)
+    image[y - 11:y + 12, x - 11:x + 12] = 128
+    _, hidden = tracker.update(_detections(PAN[1], 1, hidden=np.array([TARGET])), image)
+    assert first_id not in hidden.ids
+    detections = _with_first(_detections(PAN[2], 2, hidden=np.array([TARGET])), SCENE[TARGET] + PAN[2] + 0.2,
+                             descriptor)
+    return first_id, *tracker.update(detections, _view(PAN[2]))
+
+
+def test_the_only_lost_track_resumes_when_its_detection_comes_first() -> None:
+    first_id, points, again = _only_lost_track_seen_again(DESCRIPTORS[TARGET])
+    assert first_id in again.ids
+    # Flowed from where it was detected in the first frame (up to 0.5 px off the scene point there).
+    assert np.abs(points.keypoints[again.ids == first_id, :2].numpy() - (SCENE[TARGET] + PAN[2])).max() < 0.6
+    # Found alone, it is still checked by its detection's descriptor.
+    assert first_id not in _only_lost_track_seen_again(-DESCRIPTORS[TARGET])[2].ids
