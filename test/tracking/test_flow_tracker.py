@@ -546,3 +546,33 @@ def test_the_only_lost_track_resumes_when_its_detection_comes_first() -> None:
     assert np.abs(points.keypoints[again.ids == first_id, :2].numpy() - (SCENE[TARGET] + PAN[2])).max() < 0.6
     # Found alone, it is still checked by its detection's descriptor.
     assert first_id not in _only_lost_track_seen_again(-DESCRIPTORS[TARGET])[2].ids
+
+
+def _zoomed_view(shift: np.ndarray, scale: float, centre: np.ndarray) -> np.ndarray:
+    """The view at ``shift`` seen ``scale`` times as large about ``centre`` (the camera moving away: < 1)."""
+    # View pixel q shows the scene point (q - centre) / scale + centre - shift, at that plus MARGIN in the texture.
+    offset = -centre / scale + centre - shift + MARGIN
+    to_texture = np.float32([[1 / scale, 0, offset[0]], [0, 1 / scale, offset[1]]])
+    view = cv2.warpAffine(TEXTURE, to_texture, (WIDTH, HEIGHT), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
+    return view.round().clip(0, 255).astype(np.uint8)
+
+
+def test_of_two_tracks_flowed_onto_one_point_the_older_keeps_it() -> None:
+    tracker = FlowTracker(FLOW)
+    points, first = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+    target = _scene_index(points.keypoints[:, :2].numpy(), PAN[0]) == TARGET
+    older = first.ids[target][0]
+    flowed = flow_points(_view(PAN[0]), _view(PAN[1]), points.keypoints[target, :2].numpy())[0][0]
+    beside = flowed + np.float32([4.4, 0.0])  # a new track, just farther than NEW_POINT_SPACING_PX
+    points, second = tracker.update(_detections(PAN[1], 1, extra=beside[None]), _view(PAN[1]))
+    younger = second.ids[np.linalg.norm(points.keypoints[:, :2].numpy() - beside, axis=1) < 1e-3]
+    assert len(younger) == 1 and younger[0] not in first.ids and older in second.ids
+    # Moving away shrinks the view about TARGET: the two points come within NEW_POINT_SPACING_PX (3.7 px).
+    scale, centre = 0.85, flowed
+    zoomed = (SCENE + PAN[1] - centre) * scale + centre
+    inside = np.flatnonzero(inside_image(zoomed, (HEIGHT, WIDTH)))
+    detections = Features(torch.from_numpy(np.column_stack([zoomed, np.full(len(SCENE), 8.0)]).astype(np.float32)),
+                          DESCRIPTORS, torch.ones(len(SCENE)), (WIDTH, HEIGHT)).select(inside)
+    _, third = tracker.update(detections, _zoomed_view(PAN[1], scale, centre))
+    assert np.isin(second.ids, third.ids).mean() > 0.5
+    assert older in third.ids and younger[0] not in third.ids
