@@ -6,6 +6,8 @@ that precise if they come from the flow.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -576,3 +578,48 @@ def test_of_two_tracks_flowed_onto_one_point_the_older_keeps_it() -> None:
     _, third = tracker.update(detections, _zoomed_view(PAN[1], scale, centre))
     assert np.isin(second.ids, third.ids).mean() > 0.5
     assert older in third.ids and younger[0] not in third.ids
+
+
+def test_a_detection_exactly_new_point_spacing_from_a_tracked_point_starts_no_track() -> None:
+    for gap, starts in ((NEW_POINT_SPACING_PX, False), (NEW_POINT_SPACING_PX + 0.01, True)):
+        tracker = FlowTracker(FLOW)
+        points, first = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+        target = _scene_index(points.keypoints[:, :2].numpy(), PAN[0]) == TARGET
+        flowed = flow_points(_view(PAN[0]), _view(PAN[1]), points.keypoints[target, :2].numpy())[0][0]
+        beside = flowed + np.float32([gap, 0.0])  # x in [128, 256): exact in float32
+        points, second = tracker.update(_detections(PAN[1], 1, extra=beside[None]), _view(PAN[1]))
+        assert first.ids[target][0] in second.ids
+        assert (np.linalg.norm(points.keypoints[:, :2].numpy() - beside, axis=1) < 1e-3).any() == starts
+
+
+def _lost_pair_seen_again(cosines: tuple[float, float], max_points: int = 0) -> tuple[list[bool], int]:
+    """Two points (TARGET and one 60 px left of it) hidden by flat patches for a frame, then seen again with
+    descriptors at ``cosines`` to their own, ``max_points`` applying in that frame. Whether each resumed, and
+    how many points flow carried into that frame."""
+    pair = [TARGET, _scene_point_near(PAN[0], 100, 120)]
+    tracker = FlowTracker(FLOW)
+    points, tracks = tracker.update(_detections(PAN[0], 0), _view(PAN[0]))
+    ids = [tracks.ids[_scene_index(points.keypoints[:, :2].numpy(), PAN[0]) == point][0] for point in pair]
+    image = _view(PAN[1])
+    for point in pair:
+        x, y = np.rint(SCENE[point] + PAN[1]).astype(int)
+        image[y - 11:y + 12, x - 11:x + 12] = 128
+    _, hidden = tracker.update(_detections(PAN[1], 1, hidden=np.array(pair)), image)
+    assert not np.isin(ids, hidden.ids).any()
+    detections = _detections(PAN[2], 2, hidden=np.array(pair))
+    for point, cosine in zip(pair, cosines):
+        own = DESCRIPTORS[point]
+        other = DESCRIPTORS[point + 1] - own * own.dot(DESCRIPTORS[point + 1])
+        look = cosine * own + (1 - cosine**2) ** 0.5 * torch.nn.functional.normalize(other, dim=0)
+        detections = _with_first(detections, SCENE[point] + PAN[2] + 0.2, look)
+    tracker.config = replace(tracker.config, max_points=max_points)
+    _, again = tracker.update(detections, _view(PAN[2]))
+    return [bool(np.isin(id_, again.ids)) for id_ in ids], int(np.isin(again.ids, hidden.ids).sum())
+
+
+def test_lost_tracks_found_again_resume_most_alike_first_within_max_points() -> None:
+    resumed, carried = _lost_pair_seen_again((1.0, 0.8))
+    assert resumed == [True, True]
+    # Room for one more than the carried points: the more alike resumes, whichever was lost first.
+    assert _lost_pair_seen_again((1.0, 0.8), carried + 1)[0] == [True, False]
+    assert _lost_pair_seen_again((0.8, 1.0), carried + 1)[0] == [False, True]
