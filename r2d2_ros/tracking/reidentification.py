@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..features import Features
+from ..utils import check_shape
 from .optical_flow import flow_points
 from .rectification import CameraModel, rectify_points
 from .tracker import NEW_POINT_SPACING_PX, _pixel_distances
@@ -89,7 +90,12 @@ class LostTracks:
                  found: np.ndarray) -> None:
         """Keeps ``frame``'s image and points (ids, raw positions); forgets the ``found`` lost tracks
         (indices) and those the next frame could no longer find (missed more than
-        :data:`REIDENTIFY_FRAMES` frames by then)."""
+        :data:`REIDENTIFY_FRAMES` frames by then).
+
+        Raises:
+            ValueError: ``positions`` is not (N, 2) x, y (they are the anchors of a later epipolar fit).
+        """
+        check_shape(positions, "N 2")
         self._frames.append(_FramePoints(frame, image, ids, positions))
         recent = frame - self._last_seen <= REIDENTIFY_FRAMES
         keep = np.flatnonzero(~np.isin(np.arange(len(self.ids)), found) & recent)

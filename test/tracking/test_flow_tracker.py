@@ -333,6 +333,8 @@ def test_tracks_lost_before_any_frame_was_remembered_are_kept_as_given() -> None
     lost.remember(4, _view(PAN[0]), np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1]))
     assert lost.ids.tolist() == [5] and lost.points is not None
     assert lost.points.keypoints[:, :2].tolist() == [[10.0, 20.0]]
+    with pytest.raises(ValueError, match=r"shape \(N, 2\)"):  # x, y, scale: not anchors of an epipolar fit
+        lost.remember(5, _view(PAN[0]), np.zeros(1, np.int64), np.zeros((1, 3)), np.zeros(0, np.int64))
 
 
 def test_a_lost_track_whose_id_is_taken_is_not_searched_for() -> None:
