@@ -196,12 +196,20 @@ def test_guided_search_chooses_by_position_among_look_alikes() -> None:
                                                      dim=1)
     decoys = np.random.default_rng(4).uniform([0, 0], [640, 480], (40, 2))
     decoys[np.linalg.norm(decoys - second[:40], axis=1) < 60] += 60
-    current = _features(np.vstack([second, twins, decoys]), torch.cat([seen_again, twin_descriptors, descriptors[:40]]))
-    tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.8, guided_radius_px=10))
-    matches = dict(tracker.match(_features(first, descriptors), current, K).tolist())
-    assert sum(matches.get(i) == i for i in range(20)) >= 18, "the re-detection nearer the prediction, not the twin"
-    assert not any(i in matches for i in range(20, 30)), "0.9 px off the line: not a guided match"
-    assert sum(matches.get(i) == i for i in range(30, 40)) >= 9
+    # The twins come first: the nearer candidate wins, not the one listed first.
+    current = _features(np.vstack([twins, second, decoys]), torch.cat([twin_descriptors, seen_again, descriptors[:40]]))
+    for threshold in (1.0, 2.0):
+        tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.8, ransac_threshold_px=threshold,
+                                               guided_radius_px=10))
+        matches = {previous: current - 20 for previous, current in
+                   tracker.match(_features(first, descriptors), current, K).tolist()}
+        if threshold == 1.0:
+            assert sum(matches.get(i) == i for i in range(20)) >= 18, "the re-detection nearer the prediction, not the twin"
+            assert not any(i in matches for i in range(20, 30)), "0.9 px off the line: not a guided match"
+            assert sum(matches.get(i) == i for i in range(30, 40)) >= 9
+        else:  # half of a 2 px threshold is 1 px: 0.9 px off the line is close enough (a 2 px threshold also
+            # passes a few decoys that happen to lie near their epipolar lines: not asserted on here)
+            assert sum(matches.get(i) == i for i in range(20, 30)) >= 9
 
 
 def _camera_info(distortion_model: str, d: list[float]) -> SimpleNamespace:
@@ -309,3 +317,129 @@ def test_max_points_does_not_add_a_new_point_on_a_tracked_one_or_twice() -> None
     assert kept.tolist() == [1, *range(3, 43)], "only the far new point is kept"
     with pytest.raises(ValueError, match="max_points"):
         TrackerConfig(max_points=-1)
+
+
+def test_tracker_config_limits_on_both_sides() -> None:
+    TrackerConfig(max_descriptor_distance=2.0, ransac_threshold_px=0.01, trail_length=2)  # the extremes allowed
+    for bad in ({"max_descriptor_distance": 0.0}, {"max_descriptor_distance": 2.01}, {"ransac_threshold_px": 0.0},
+                {"ransac_threshold_px": -1.0}, {"trail_length": 1}):
+        with pytest.raises(ValueError):
+            TrackerConfig(**bad)
+
+
+def test_default_tracker_keeps_twenty_trail_positions_and_matches_within_a_cosine_of_a_half() -> None:
+    # The node's documented defaults come from TrackerConfig's: descriptors at most 1.0 apart, 20-point trails.
+    scene = _scene(60)
+    e = torch.eye(32)
+    descriptors = torch.nn.functional.normalize(torch.randn(60, 32, generator=torch.Generator().manual_seed(8)), dim=1)
+    tracker = FeatureTracker()
+    first = tracker.update(_features(_project(scene, np.eye(3), np.zeros(3)), descriptors), K)[1]
+    for frame in range(1, 25):
+        _, tracks = tracker.update(_features(_project(scene, np.eye(3), np.array([0.01 * frame, 0, 0])), descriptors), K)
+    assert (tracks.ids == first.ids).all() and max(len(trail) for trail in tracker.book.trails()) == 20
+    # Point 0 looks like e0, then like a unit vector at cosine 0.5 (distance exactly 1.0), then at 0.49; the
+    # other points' descriptors have nothing along e0 or e1.
+    looks = descriptors.clone()
+    looks[:, :2] = 0
+    looks = torch.nn.functional.normalize(looks, dim=1)
+    looks[0] = e[0]
+    for cosine, continues in ((0.5, True), (0.49, False)):
+        tracker = FeatureTracker()
+        ids = tracker.update(_features(_project(scene, np.eye(3), np.zeros(3)), looks), K)[1].ids
+        again = looks.clone()
+        again[0] = cosine * e[0] + (1 - cosine**2) ** 0.5 * e[1]
+        tracks = tracker.update(_features(_project(scene, np.eye(3), np.array([0.05, 0, 0])), again), K)[1]
+        assert (tracks.ids[0] == ids[0]) == continues
+
+
+def test_a_reset_tracker_starts_over_with_new_ids() -> None:
+    scene = _project(_scene(60), np.eye(3), np.zeros(3))
+    descriptors = torch.nn.functional.normalize(torch.randn(60, 32, generator=torch.Generator().manual_seed(9)), dim=1)
+    tracker = FeatureTracker()
+    first = tracker.update(_features(scene, descriptors), K)[1]
+    tracker.reset()
+    again = tracker.update(_features(scene, descriptors), K)[1]
+    assert not np.isin(again.ids, first.ids).any() and (again.lengths == 1).all()
+
+
+def test_a_single_candidate_match_is_not_accepted_unverified() -> None:
+    # One descriptor pair alone agrees: too few for the epipolar check, so no match (a new track).
+    scene = _project(_scene(20), np.eye(3), np.zeros(3))
+    generator = torch.Generator().manual_seed(10)
+    descriptors = torch.nn.functional.normalize(torch.randn(20, 32, generator=generator), dim=1)
+    others = torch.nn.functional.normalize(torch.randn(20, 32, generator=generator), dim=1)
+    others[0] = descriptors[0]
+    for radius in (0.0, 10.0):
+        tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.6, guided_radius_px=radius))
+        tracker.update(_features(scene, descriptors), K)
+        assert len(tracker.match(_features(scene, descriptors), _features(scene + 1.0, others), K)) == 0
+        assert (tracker.update(_features(scene + 1.0, others), K)[1].lengths == 1).all()
+
+
+def _one_look_alike(cosine: float, radius: float = 10.0, scene: np.ndarray | None = None,
+                    translation: tuple[float, float, float] = (0.2, 0.0, 0.0)) -> dict[int, int]:
+    """Point 0 (descriptor e0) is re-detected looking more like point 1 (e1, re-detected as itself): at
+    ``cosine`` to e0 and 0.866 to e1 or more, so mutual nearest neighbours miss it and it is the only
+    unmatched point of either frame. The tracker's matches, previous index -> current index; the current
+    frame lists its detections in reverse order."""
+    scene = _scene(300) if scene is None else scene
+    e = torch.eye(32)
+    descriptors = torch.nn.functional.normalize(torch.randn(300, 32, generator=torch.Generator().manual_seed(11)), dim=1)
+    descriptors[0], descriptors[1] = e[0], e[1]
+    again = descriptors.clone()
+    again[0] = cosine * e[0] + (1 - cosine**2) ** 0.5 * e[1]
+    first = _project(scene, np.eye(3), np.zeros(3))
+    second = _project(scene, cv2.Rodrigues(np.array([0.0, 0.02, 0.0]))[0], np.array(translation))
+    reverse = np.arange(300)[::-1].copy()
+    tracker = FeatureTracker(TrackerConfig(guided_radius_px=radius))
+    matches = tracker.match(_features(first, descriptors), _features(second[reverse], again[reverse]), K)
+    return {int(previous): int(reverse[current]) for previous, current in matches}
+
+
+def test_guided_search_takes_the_only_unmatched_detection_if_alike_at_the_descriptor_limit() -> None:
+    assert _one_look_alike(0.5, radius=0.0) == {i: i for i in range(1, 300)}, "mutual nearest neighbours miss point 0"
+    assert _one_look_alike(0.5) == {i: i for i in range(300)}  # distance exactly 1.0: alike
+    assert _one_look_alike(0.49) == {i: i for i in range(1, 300)}  # farther: not the same point
+
+
+def test_guided_search_adds_nothing_when_every_point_is_matched() -> None:
+    scene = _scene(100)
+    descriptors = torch.nn.functional.normalize(torch.randn(100, 32, generator=torch.Generator().manual_seed(12)), dim=1)
+    tracker = FeatureTracker(TrackerConfig(guided_radius_px=10.0))
+    first = _project(scene, np.eye(3), np.zeros(3))
+    second = _project(scene, np.eye(3), np.array([0.1, 0.0, 0.0]))
+    matches = tracker.match(_features(first, descriptors), _features(second, descriptors), K)
+    assert sorted(map(tuple, matches.tolist())) == [(i, i) for i in range(100)]
+
+
+def test_guided_search_predicts_from_the_nearest_neighbours_motion() -> None:
+    # Two depths: a near wall left (z = 5: 40 px of motion), far points right (z = 40: 5 px). Point 0 is on
+    # the near wall; the frame's median motion would put it 35 px off, its neighbours' within pixels.
+    rng = np.random.default_rng(13)
+    near = np.column_stack([rng.uniform(-2.5, -0.2, 100), rng.uniform(-1.8, 1.8, 100), np.full(100, 5.0)])
+    far = np.column_stack([rng.uniform(0.5, 20, 200), rng.uniform(-14, 14, 200), rng.uniform(38, 42, 200)])
+    scene = np.vstack([near, far])
+    assert _one_look_alike(0.5, scene=scene, translation=(0.5, 0.0, 0.0)) == {i: i for i in range(300)}
+
+
+def test_guided_search_within_a_radius_of_one_pixel() -> None:
+    # A small baseline: every point moves alike to within a pixel, so the prediction lands within 1 px.
+    assert _one_look_alike(0.5, radius=1.0, translation=(0.005, 0.0, 0.0)) == {i: i for i in range(300)}
+    assert _one_look_alike(0.5, radius=1.0) == {i: i for i in range(1, 300)}, "the 0.2 m baseline: pixels off"
+
+
+def test_max_points_keeps_a_new_point_only_farther_than_the_spacing_from_a_tracked_one() -> None:
+    # Quarter-pixel positions: a detection exactly 4 px from a tracked one is exactly 4 px away in float32.
+    scene = _scene(60)
+    descriptors = torch.nn.functional.normalize(torch.randn(61, 32, generator=torch.Generator().manual_seed(14)), dim=1)
+    first = np.round(_project(scene, np.eye(3), np.zeros(3)) * 4) / 4
+    second = np.round(_project(scene, cv2.Rodrigues(np.array([0.0, 0.02, 0.0]))[0], np.array([0.2, 0.0, 0.0])) * 4) / 4
+    for gap, kept_too in ((4.0, False), (4.25, True)):
+        tracker = FeatureTracker(TrackerConfig(max_descriptor_distance=0.6, max_points=100))
+        tracker.update(_features(first, descriptors[:60]), K)
+        beside = second[0] + [0.0, gap]
+        if np.linalg.norm(second[1:] - beside, axis=1).min() <= 4.5:
+            beside = second[0] - [0.0, gap]
+        kept, tracks = tracker.update(_features(np.vstack([beside, second]), descriptors[[60, *range(60)]]), K)
+        assert (tracks.lengths[kept >= 1] == 2).mean() > 0.9
+        assert (0 in kept) == kept_too
