@@ -376,12 +376,12 @@ def test_a_single_candidate_match_is_not_accepted_unverified() -> None:
         assert (tracker.update(_features(scene + 1.0, others), K)[1].lengths == 1).all()
 
 
-def _one_look_alike(cosine: float, radius: float = 10.0, scene: np.ndarray | None = None,
+def _one_look_alike(cosine: float, radius: float | None = 10.0, scene: np.ndarray | None = None,
                     translation: tuple[float, float, float] = (0.2, 0.0, 0.0)) -> dict[int, int]:
     """Point 0 (descriptor e0) is re-detected looking more like point 1 (e1, re-detected as itself): at
     ``cosine`` to e0 and 0.866 to e1 or more, so mutual nearest neighbours miss it and it is the only
     unmatched point of either frame. The tracker's matches, previous index -> current index; the current
-    frame lists its detections in reverse order."""
+    frame lists its detections in reverse order. ``radius`` None: the default configuration's."""
     scene = _scene(300) if scene is None else scene
     e = torch.eye(32)
     descriptors = torch.nn.functional.normalize(torch.randn(300, 32, generator=torch.Generator().manual_seed(11)), dim=1)
@@ -391,7 +391,7 @@ def _one_look_alike(cosine: float, radius: float = 10.0, scene: np.ndarray | Non
     first = _project(scene, np.eye(3), np.zeros(3))
     second = _project(scene, cv2.Rodrigues(np.array([0.0, 0.02, 0.0]))[0], np.array(translation))
     reverse = np.arange(300)[::-1].copy()
-    tracker = FeatureTracker(TrackerConfig(guided_radius_px=radius))
+    tracker = FeatureTracker(TrackerConfig() if radius is None else TrackerConfig(guided_radius_px=radius))
     matches = tracker.match(_features(first, descriptors), _features(second[reverse], again[reverse]), K)
     return {int(previous): int(reverse[current]) for previous, current in matches}
 
@@ -425,6 +425,8 @@ def test_guided_search_predicts_from_the_nearest_neighbours_motion() -> None:
 def test_guided_search_within_a_radius_of_one_pixel() -> None:
     # A small baseline: every point moves alike to within a pixel, so the prediction lands within 1 px.
     assert _one_look_alike(0.5, radius=1.0, translation=(0.005, 0.0, 0.0)) == {i: i for i in range(300)}
+    assert _one_look_alike(0.5, radius=None, translation=(0.005, 0.0, 0.0)) == {i: i for i in range(1, 300)}, \
+        "the guided search is off by default"
     assert _one_look_alike(0.5, radius=1.0) == {i: i for i in range(1, 300)}, "the 0.2 m baseline: pixels off"
 
 
