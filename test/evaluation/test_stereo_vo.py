@@ -134,5 +134,12 @@ def test_evo_scores_of_a_trajectory() -> None:
     np.testing.assert_allclose(aligned_to_truth(offset @ truth, truth, times), truth, atol=1e-6)
     with pytest.raises(ValueError, match="same N"):
         score_trajectory(truth[:5], truth, times)
+    # Two poses are the fewest with a motion to score; one is refused.
+    assert score_trajectory(short[:2], truth[:2], times[:2])["rpe_translation_rmse_m"] == pytest.approx(
+        0.1 * np.hypot(1, 0.05), rel=1e-3)
+    with pytest.raises(ValueError, match="N >= 2"):
+        score_trajectory(truth[:1], truth[:1], times[:1])
+    # Scores come rounded to 0.1 mm (or 0.0001 degree), as the tables print them.
+    assert all(value == round(value, 4) for value in shortened.values())
     table = trajectory_table({"kitti": {"klt": {**exact, "stereo_share": 0.75}}})
     assert "| kitti | klt | 0.750 | 0.000 | 0.0000 | 0.0000 | 10.0 |" in table
