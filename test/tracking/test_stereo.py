@@ -8,7 +8,7 @@ import torch
 
 from r2d2_ros.features import Features
 from r2d2_ros.tracking import CameraModel, TrackerConfig, TrackIdSequence, TrackingFrontEnd
-from r2d2_ros.tracking.stereo import StereoView, ids_to_adopt, rig_problem, stereo_matches
+from r2d2_ros.tracking.stereo import StereoConfig, StereoView, ids_to_adopt, rig_problem, stereo_matches
 
 K = np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]])
 BASELINE = 0.5
@@ -135,3 +135,31 @@ def test_a_book_refuses_an_id_one_of_its_live_tracks_has() -> None:
     result = end.process(_features(np.array([[10.0, 10], [50, 50]]), _descriptors(2, 8)), None, True, TrackerConfig())
     with pytest.raises(ValueError, match="already names"):
         end.adopt_ids(result, np.array([0]), result.tracks.ids[1:])
+
+
+def test_stereo_config_limits_on_both_sides() -> None:
+    StereoConfig(row_tolerance_px=0.0, max_disparity_px=0.0, max_descriptor_distance=2.0)  # the extremes allowed
+    for bad in ({"row_tolerance_px": -0.1}, {"max_disparity_px": -0.1}, {"max_descriptor_distance": 0.0},
+                {"max_descriptor_distance": 2.01}):
+        with pytest.raises(ValueError):
+            StereoConfig(**bad)
+
+
+def test_the_reason_names_the_camera_without_a_model_and_a_vertical_offset() -> None:
+    assert rig_problem(None, _camera(BASELINE)) == "no usable camera_info for the first camera"
+    assert rig_problem(_camera(), None) == "no usable camera_info for the second camera"
+    lifted = CameraModel(640, 480, K, np.zeros(5), np.eye(3), np.hstack([K, [[-200.0], [5.0], [0]]]))
+    assert rig_problem(_camera(), lifted).endswith("got -200, 5)")
+    view = _view(np.zeros((3, 2)), _descriptors(3, 5), None)
+    assert stereo_matches(view, view).pairs.shape == (0, 2)
+    empty = _view(np.zeros((0, 2)), _descriptors(0, 5), _camera())
+    assert stereo_matches(empty, _view(np.zeros((3, 2)), _descriptors(3, 5), _camera(BASELINE))).pairs.shape == (0, 2)
+
+
+def test_a_single_point_pairs_at_exactly_the_row_tolerance_and_the_largest_disparity() -> None:
+    descriptors = _descriptors(1, 6)
+    left = _view([[300.0, 200.0]], descriptors, _camera())
+    config = StereoConfig(row_tolerance_px=1.0, max_disparity_px=20.0)
+    for right_point, paired in (([280.0, 201.0], True), ([280.0, 201.01], False), ([279.99, 201.0], False)):
+        matches = stereo_matches(left, _view([right_point], descriptors, _camera(BASELINE)), config)
+        assert matches.pairs.tolist() == ([[0, 0]] if paired else [])
