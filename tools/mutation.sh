@@ -94,6 +94,21 @@ mkdir -p "$report"
 summary=$report/summary.md
 [ -f "$summary" ] || printf '| module | mutants | killed | survived | timeouts | suspicious | skipped |\n|---|---|---|---|---|---|---|\n' > "$summary"
 
+# A module's report name: its file's stem, or, where two modules share a stem (features.py and
+# bags/features.py), its dotted path under r2d2_ros (bags.features); tools/mutation_recheck.py agrees.
+report_name() {
+  local stem entry count=0
+  stem=$(basename "$1" .py)
+  for entry in "${MODULES[@]}"; do [ "$(basename "${entry%%|*}" .py)" = "$stem" ] && count=$((count + 1)); done
+  if [ "$count" -gt 1 ]; then
+    local dotted=${1#r2d2_ros/}
+    dotted=${dotted%.py}
+    echo "${dotted//\//.}"
+  else
+    echo "$stem"
+  fi
+}
+
 selected() {
   [ $# -le 1 ] && return 0
   local word
@@ -105,7 +120,7 @@ for entry in "${MODULES[@]}"; do
   module=${entry%%|*}
   tests=${entry#*|}
   selected "$module" "$@" || continue
-  name=$(basename "$module" .py)
+  name=$(report_name "$module")
   echo "mutation: $module (tests: $tests)"
   # A fresh copy of the tracked and new (not ignored) files for every module.
   rm -rf "$work" && mkdir -p "$work"

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,13 +27,20 @@ TIMEOUT_S = float(os.environ.get("MUTATION_TIMEOUT_S", 90))
 
 
 def module_tests() -> dict[str, tuple[str, list[str]]]:
-    """Module stem -> (module path, its tests), from tools/mutation.sh's MODULES table."""
-    table = {}
+    """Report name -> (module path, its tests), from tools/mutation.sh's MODULES table.
+
+    The report name is the module's stem, or its dotted path under r2d2_ros where two modules share a stem
+    (``features`` and ``bags.features``), as tools/mutation.sh names the reports.
+    """
+    entries = []
     for line in (REPO / "tools" / "mutation.sh").read_text().splitlines():
         match = re.match(r'\s*"(r2d2_ros/[^|]+)\|([^"]+)"', line)
         if match:
-            table[Path(match.group(1)).stem] = (match.group(1), match.group(2).split())
-    return table
+            entries.append((match.group(1), match.group(2).split()))
+    stems = Counter(Path(module).stem for module, _ in entries)
+    return {(Path(module).stem if stems[Path(module).stem] == 1 else
+             ".".join(Path(module).relative_to("r2d2_ros").with_suffix("").parts)): (module, tests)
+            for module, tests in entries}
 
 
 def apply_mutant(source: str, diff: str, drift: int = 50) -> str | None:
