@@ -2,11 +2,13 @@
 trajectory: ROS-free, no ../shared."""
 from __future__ import annotations
 
+import gtsam
 import numpy as np
 import pytest
 
 from r2d2_ros.evaluation.report import trajectory_table
-from r2d2_ros.evaluation.stereo_vo import MIN_DISPARITY_PX, StereoFrame, StereoRig, StereoVOConfig, stereo_odometry
+from r2d2_ros.evaluation.stereo_vo import (MIN_DISPARITY_PX, MIN_PNP_POINTS, StereoFrame, StereoRig, StereoVOConfig,
+                                           _initial_pose, _optimise_window, stereo_odometry)
 from r2d2_ros.evaluation.trajectory import aligned_to_truth, score_trajectory
 
 # KITTI-like: 0.54 m baseline, a 1200x370 image.
@@ -143,3 +145,73 @@ def test_evo_scores_of_a_trajectory() -> None:
     assert all(value == round(value, 4) for value in shortened.values())
     table = trajectory_table({"kitti": {"klt": {**exact, "stereo_share": 0.75}}})
     assert "| kitti | klt | 0.750 | 0.000 | 0.0000 | 0.0000 | 10.0 |" in table
+
+
+def test_stereo_observations_at_exactly_a_pixel_of_disparity_are_used() -> None:
+    frame = StereoFrame(np.arange(3), np.full((3, 2), 100.0), np.array([99.0, 98.5, 99.01]))
+    np.testing.assert_array_equal(frame.stereo(), [True, True, False])
+
+
+def test_rig_and_config_limits_on_both_sides() -> None:
+    StereoRig(0.5, 0.5, 0.0, 0.0, 0.01)  # small but positive
+    for bad in ((0.0, 1.0, 0, 0, 0.5), (1.0, 0.0, 0, 0, 0.5), (1.0, 1.0, 0, 0, 0.0), (-1.0, 1.0, 0, 0, 0.5)):
+        with pytest.raises(ValueError, match="positive"):
+            StereoRig(*bad)
+    StereoVOConfig(window=2, pixel_sigma=0.01, outlier_px=0.5, max_iterations=1)
+    for bad in ({"window": 1}, {"pixel_sigma": 0.0}, {"outlier_px": 0.0}, {"max_iterations": 0}):
+        with pytest.raises(ValueError, match="window >= 2"):
+            StereoVOConfig(**bad)
+
+
+def test_rig_of_projections_whose_left_camera_is_not_the_origin() -> None:
+    # KITTI's colour cameras: P2 and P3 both carry a translation; the baseline is their difference.
+    left = np.array([[700.0, 0, 600.0, 45.0], [0, 710.0, 180.0, -0.3], [0, 0, 1, 0.003]])
+    right = left.copy()
+    right[0, 3] = 45.0 - 700.0 * 0.54
+    rig = StereoRig.from_projections(left, right)
+    assert (rig.fx, rig.fy, rig.cx, rig.cy) == (700.0, 710.0, 600.0, 180.0)
+    assert rig.baseline == pytest.approx(0.54)
+    np.testing.assert_array_equal(rig.camera_matrix, [[700.0, 0, 600.0], [0, 710.0, 180.0], [0, 0, 1]])
+    calibration = rig.calibration()
+    assert (calibration.fx(), calibration.fy(), calibration.skew(), calibration.px(), calibration.py(),
+            calibration.baseline()) == pytest.approx((700.0, 710.0, 0.0, 600.0, 180.0, 0.54))
+    # A point 2 m right, 1 m down and 10 m ahead: seen at x = 740, y = 251, disparity 37.8.
+    np.testing.assert_allclose(rig.points_in_camera(np.array([[740.0, 251.0]]), np.array([740.0 - 37.8])),
+                               [[2.0, 1.0, 10.0]])
+
+
+def _pose(x: float, yaw: float = 0.0) -> gtsam.Pose3:
+    return gtsam.Pose3(gtsam.Rot3.Yaw(yaw), np.array([x, 0.0, 0.0]))
+
+
+def test_the_initial_pose_is_pnp_with_six_points_and_constant_velocity_with_fewer() -> None:
+    truth = _trajectory(2, step_m=1.0, yaw_rad=0.02)
+    frames = _frames(truth, noise_px=0.0)
+    velocity = _pose(5.0)  # a wrong guess, to tell PnP's answer from it
+    shared = np.intersect1d(frames[0].ids[frames[0].stereo()], frames[1].ids)
+    for count, from_pnp in ((MIN_PNP_POINTS, True), (MIN_PNP_POINTS - 1, False)):
+        keep = shared[np.linspace(0, len(shared) - 1, count).astype(int)]
+        previous = StereoFrame(*(array[np.isin(frames[0].ids, keep)] for array in
+                                 (frames[0].ids, frames[0].left, frames[0].right_x)))
+        pose = _initial_pose(RIG, previous, gtsam.Pose3(truth[0]), frames[1], velocity).matrix()
+        expected = truth[1] if from_pnp else truth[0] @ velocity.matrix()
+        np.testing.assert_allclose(pose, expected, atol=1e-4)  # PnP's iterations stop within micrometres
+
+
+def test_a_window_of_two_frames_corrects_the_second_pose_from_tracks_seen_twice() -> None:
+    truth = _trajectory(2, step_m=1.0, yaw_rad=0.02)
+    frames = _frames(truth, noise_px=0.0)
+    estimate = gtsam.Values()
+    estimate.insert(0, gtsam.Pose3(truth[0]))
+    estimate.insert(1, gtsam.Pose3(truth[1]).compose(_pose(0.2, 0.01)))  # 0.2 m and 0.6 degrees off
+    optimised = _optimise_window(RIG, frames, [0, 1], estimate, StereoVOConfig())
+    np.testing.assert_allclose(optimised.atPose3(0).matrix(), truth[0], atol=1e-6)
+    np.testing.assert_allclose(optimised.atPose3(1).matrix(), truth[1], atol=1e-5)
+
+
+def test_without_a_first_pose_the_trajectory_starts_at_the_identity() -> None:
+    truth = _trajectory(4)
+    estimate = stereo_odometry(_frames(truth, noise_px=0.0), RIG)
+    np.testing.assert_allclose(estimate[0], np.eye(4), atol=1e-12)
+    relative = np.linalg.inv(truth[0]) @ truth
+    assert _position_errors(estimate, relative).max() < 0.01
