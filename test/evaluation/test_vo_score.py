@@ -1,0 +1,83 @@
+"""The VO check's scores on a synthetic scene with known poses (ROS-free, no ../shared): exact matches give
+zero errors, and each pair is scored against its own two poses."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from r2d2_ros.evaluation.vo import relative_pose_errors, score_vo
+from r2d2_ros.features import Features
+from r2d2_ros.sequences import CameraCalibration, Sequence
+
+K = np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]])
+
+
+def _poses(count: int) -> np.ndarray:
+    """(count, 3, 4) camera-to-world: forward 1 m a frame, turning 2 degrees more each frame."""
+    poses = []
+    for index in range(count):
+        rotation = cv2.Rodrigues(np.array([0.0, np.radians(2.0) * index * (index + 1) / 2, 0.0]))[0]
+        poses.append(np.hstack([rotation, [[0.1 * index], [0.0], [1.0 * index]]]))
+    return np.array(poses)
+
+
+def _frames(poses: np.ndarray, extra: list[int]) -> list[Features]:
+    """Each pose's view of 200 fixed points (descriptor per point), plus ``extra[i]`` unrelated detections."""
+    rng = np.random.default_rng(0)
+    world = np.column_stack([rng.uniform(-8, 8, 200), rng.uniform(-3, 3, 200), rng.uniform(15, 40, 200)])
+    descriptors = torch.nn.functional.normalize(torch.randn(200, 32, generator=torch.Generator().manual_seed(0)), dim=1)
+    frames = []
+    for pose, count in zip(poses, extra):
+        camera = (world - pose[:, 3]) @ pose[:, :3]  # world -> camera: R^T (X - t)
+        pixels = camera @ K.T
+        points = np.vstack([pixels[:, :2] / pixels[:, 2:], rng.uniform(0, [640, 480], (count, 2))])
+        noise = torch.nn.functional.normalize(torch.randn(count, 32, generator=torch.Generator().manual_seed(count)), dim=1)
+        frames.append(Features(torch.from_numpy(np.column_stack([points, np.full(len(points), 8.0)])).float(),
+                               torch.cat([descriptors, noise]), torch.linspace(1, 0, len(points)), (640, 480)))
+    return frames
+
+
+def _sequence(poses: np.ndarray | None, calibrated: bool = True) -> Sequence:
+    return Sequence("synthetic", [Path(f"{index}.png") for index in range(4)],
+                    calibration=CameraCalibration(640, 480, K) if calibrated else None, poses=poses)
+
+
+def test_exact_matches_score_zero_errors_per_consecutive_pair() -> None:
+    poses = _poses(4)
+    scores = score_vo(_sequence(poses), _frames(poses, [0, 3, 7, 5]))
+    assert scores["pairs"] == 3
+    assert scores["rotation_error_median_deg"] == 0.0 and scores["translation_error_median_deg"] == 0.0
+    assert scores["translation_error_median_ci95_deg"] == [0.0, 0.0]
+    assert scores["inliers_median"] == 200.0  # the unrelated detections match nothing consistent
+    assert scores["features_mean"] == round(200 + (0 + 3 + 7 + 5) / 4, 1) == 203.8
+    assert set(scores) == {"pairs", "rotation_error_median_deg", "translation_error_median_deg",
+                           "translation_error_median_ci95_deg", "inliers_median", "features_mean"}
+    # The same features scored against poses that do not belong to them: the turn is off by 2 degrees or more.
+    shuffled = poses[[0, 2, 1, 3]]
+    assert score_vo(_sequence(shuffled), _frames(poses, [0, 3, 7, 5]))["rotation_error_median_deg"] > 1.5
+
+
+def test_the_vo_check_needs_poses_and_a_calibration() -> None:
+    frames = _frames(_poses(2), [0, 0])
+    for sequence in (_sequence(None), _sequence(_poses(2), calibrated=False)):
+        with pytest.raises(ValueError, match="synthetic: the VO check needs ground-truth poses and a calibration"):
+            score_vo(sequence, frames)
+
+
+def test_relative_pose_errors_in_degrees() -> None:
+    first, second = np.hstack([np.eye(3), np.zeros((3, 1))]), np.hstack([np.eye(3), [[0.0], [0.0], [2.0]]])
+    # Camera 2 is 2 m ahead of camera 1: a point x1 in camera 1 is at x1 - (0, 0, 2) in camera 2.
+    assert relative_pose_errors(np.eye(3), np.array([0.0, 0, -5]), first, second) == pytest.approx((0.0, 0.0))
+    assert relative_pose_errors(np.eye(3), np.array([0.0, 0, 5]), first, second)[1] == pytest.approx(180.0)
+    assert relative_pose_errors(np.eye(3), np.array([1.0, 0, 0]), first, second)[1] == pytest.approx(90.0)
+    assert relative_pose_errors(np.eye(3), np.array([1.0, 0, -1]), first, second)[1] == pytest.approx(45.0)
+    assert relative_pose_errors(np.eye(3), np.zeros(3), first, second)[1] == 180.0  # no direction: the worst
+    turned = cv2.Rodrigues(np.array([0.0, 0.0, np.radians(3.0)]))[0]
+    assert relative_pose_errors(turned, np.array([0.0, 0, -1]), first, second)[0] == pytest.approx(3.0)
+    # A small translation (under a metre) still has a direction.
+    near = np.hstack([np.eye(3), [[0.0], [0.0], [0.2]]])
+    assert relative_pose_errors(np.eye(3), np.array([0.0, 0, -0.3]), first, near) == pytest.approx((0.0, 0.0))
