@@ -31,6 +31,8 @@ def test_shapes_are_checked() -> None:
 
 
 def test_select_to_and_numpy_keep_everything_in_the_order_given() -> None:
+    plain = _features()
+    assert plain.maps is None and plain.to("cpu").maps is None and plain.select([0]).maps is None
     maps = DenseMaps(torch.rand(4, 6), torch.rand(4, 6))
     features = Features(_features().keypoints, _features().descriptors, _features().scores, (640, 480), maps)
     chosen = features.select(np.array([3, 0]))

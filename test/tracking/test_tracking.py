@@ -445,3 +445,33 @@ def test_max_points_keeps_a_new_point_only_farther_than_the_spacing_from_a_track
         kept, tracks = tracker.update(_features(np.vstack([beside, second]), descriptors[[60, *range(60)]]), K)
         assert (tracks.lengths[kept >= 1] == 2).mean() > 0.9
         assert (0 in kept) == kept_too
+
+
+def test_mutual_nearest_neighbours_edge_cases() -> None:
+    one = torch.tensor([[1.0, 0.0]])
+    two = torch.tensor([[0.0, 1.0], [0.8, 0.6]])
+    assert mutual_nearest_neighbours(one, two).tolist() == [[0, 1]]  # a single descriptor on either side
+    assert mutual_nearest_neighbours(two, one).tolist() == [[1, 0]]
+    for empty in (mutual_nearest_neighbours(one[:0], two), mutual_nearest_neighbours(two, one[:0])):
+        assert empty.shape == (0, 2) and empty.dtype == torch.long
+    # |a - b| = sqrt(2 - 2 * 0.8) = 0.632: within 0.65, not within 0.6 (a limit of d allows cos >= 1 - d^2 / 2).
+    assert mutual_nearest_neighbours(one, two, max_distance=0.65).tolist() == [[0, 1]]
+    assert mutual_nearest_neighbours(one, two, max_distance=0.6).tolist() == []
+
+
+def test_mutual_nearest_neighbours_among_allowed_pairs_only() -> None:
+    left = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    right = torch.tensor([[0.6, 0.8], [1.0, 0.0], [0.0, 1.0]])
+    everything = torch.ones(3, 3, dtype=torch.bool)
+    assert sorted(mutual_nearest_neighbours(left, right, allowed=everything).tolist()) == [[0, 1], [1, 2], [2, 0]]
+    # Left 0 may not pair with its twin (right 1): it takes the nearest allowed one, if that one agrees.
+    allowed = everything.clone()
+    allowed[0, 1] = False
+    assert sorted(mutual_nearest_neighbours(left, right, allowed=allowed).tolist()) == [[1, 2], [2, 0]]
+    # A left point with no allowed pair at all pairs with nothing (its "nearest" would be arbitrary).
+    allowed = everything.clone()
+    allowed[2] = False
+    allowed[:, 0] = False
+    assert sorted(mutual_nearest_neighbours(left, right, allowed=allowed).tolist()) == [[0, 1], [1, 2]]
+    nothing = torch.zeros(3, 3, dtype=torch.bool)
+    assert mutual_nearest_neighbours(left, right, allowed=nothing).tolist() == []
