@@ -189,7 +189,8 @@ def test_the_initial_pose_is_pnp_with_six_points_and_constant_velocity_with_fewe
     frames = _frames(truth, noise_px=0.0)
     velocity = _pose(5.0)  # a wrong guess, to tell PnP's answer from it
     shared = np.intersect1d(frames[0].ids[frames[0].stereo()], frames[1].ids)
-    for count, from_pnp in ((MIN_PNP_POINTS, True), (MIN_PNP_POINTS - 1, False)):
+    assert MIN_PNP_POINTS == 6
+    for count, from_pnp in ((6, True), (5, False)):
         keep = shared[np.linspace(0, len(shared) - 1, count).astype(int)]
         previous = StereoFrame(*(array[np.isin(frames[0].ids, keep)] for array in
                                  (frames[0].ids, frames[0].left, frames[0].right_x)))
@@ -215,3 +216,17 @@ def test_without_a_first_pose_the_trajectory_starts_at_the_identity() -> None:
     np.testing.assert_allclose(estimate[0], np.eye(4), atol=1e-12)
     relative = np.linalg.inv(truth[0]) @ truth
     assert _position_errors(estimate, relative).max() < 0.01
+
+
+def test_a_pose_pnp_cannot_place_is_placed_by_the_window() -> None:
+    # The first frame has only five points in stereo: too few for PnP, so the second pose starts at rest (constant
+    # velocity from nothing, 1 m off); the window's smart factors over those five tracks move it where it was.
+    truth = _trajectory(3, step_m=1.0, yaw_rad=0.0)
+    frames = _frames(truth, noise_px=0.0)
+    shared = np.flatnonzero(np.isin(frames[0].ids, frames[1].ids) & frames[0].stereo())
+    mono = np.setdiff1d(np.arange(len(frames[0].ids)), shared[:5])
+    right_x = frames[0].right_x.copy()
+    right_x[mono] = np.nan
+    frames[0] = StereoFrame(frames[0].ids, frames[0].left, right_x)
+    estimate = stereo_odometry(frames, RIG, truth[0])
+    assert _position_errors(estimate, truth).max() < 0.01
