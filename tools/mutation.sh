@@ -55,7 +55,7 @@ MODULES=(
   "r2d2_ros/evaluation/stereo_vo.py|test/evaluation/test_stereo_vo.py"
   "r2d2_ros/matching.py|test/tracking/test_tracking.py test/tracking/test_front_end.py"
   "r2d2_ros/features.py|test/tracking/test_tracking.py test/tracking/test_flow_tracker.py test/serving/test_messages_and_params.py test/serving/test_frame_set.py test/features/test_features_file.py"
-  "r2d2_ros/geometry.py|test/evaluation/test_metrics.py test/evaluation/test_protocol.py"
+  "r2d2_ros/geometry.py|test/geometry/test_homographies.py test/evaluation/test_metrics.py test/evaluation/test_protocol.py"
   "r2d2_ros/evaluation/tracking.py|test/evaluation/test_tracks.py test/evaluation/test_stereo_tracks.py"
   "r2d2_ros/evaluation/vo.py|test/evaluation/test_vo_score.py test/evaluation/test_metrics.py test/bags/test_eval_vo_bag.py"
   "r2d2_ros/bags/store.py|test/bags/test_bags.py test/bags/test_extract_bag.py"
