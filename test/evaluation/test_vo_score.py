@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from r2d2_ros.evaluation.vo import relative_pose_errors, score_vo
+from r2d2_ros.bags import BagError, FeatureBagWriter, keypoints_message, typestore
+from r2d2_ros.conversions.keypoints_message import DESCRIPTOR_ENCODINGS
+from r2d2_ros.evaluation.cache import FeatureCache
+from r2d2_ros.evaluation.vo import bag_features_for_sequence, evaluate_vo, relative_pose_errors, score_vo
 from r2d2_ros.features import Features
 from r2d2_ros.sequences import CameraCalibration, Sequence
 
@@ -81,3 +84,67 @@ def test_relative_pose_errors_in_degrees() -> None:
     # A small translation (under a metre) still has a direction.
     near = np.hstack([np.eye(3), [[0.0], [0.0], [0.2]]])
     assert relative_pose_errors(np.eye(3), np.array([0.0, 0, -0.3]), first, near) == pytest.approx((0.0, 0.0))
+
+
+class _FramesByImage:
+    """A method whose features of an image are the synthetic frame that the image's grey value numbers."""
+
+    name, key = "synthetic", "synthetic-v1"
+
+    def __init__(self, frames: list[Features]) -> None:
+        self.frames, self.calls = frames, 0
+
+    def extract(self, image: np.ndarray) -> Features:
+        self.calls += 1
+        return self.frames[int(image[0, 0, 0]) // 10]
+
+
+def _image_sequence(folder: Path, poses: np.ndarray, frames: int = 4) -> Sequence:
+    """``frames`` images numbered by their grey value, the first len(poses) with a pose; 10 Hz."""
+    paths = []
+    for index in range(frames):
+        paths.append(folder / f"{index:06d}.png")
+        cv2.imwrite(str(paths[-1]), np.full((8, 8, 3), 10 * index, np.uint8))
+    return Sequence("synthetic", paths, calibration=CameraCalibration(640, 480, K), poses=poses, rate_hz=10.0)
+
+
+def test_evaluate_vo_scores_each_posed_frame_once_and_reports_progress(tmp_path: Path) -> None:
+    poses = _poses(3)
+    frames = _frames(_poses(4), [0, 3, 7, 5])
+    sequence = _image_sequence(tmp_path, poses)  # the last image has no pose: not used
+    method, ticks = _FramesByImage(frames), []
+    scores = evaluate_vo(sequence, method, FeatureCache(tmp_path / "cache"), progress=lambda: ticks.append(1))
+    assert scores == score_vo(sequence, frames[:3]) and scores["pairs"] == 2
+    assert len(ticks) == 3 and method.calls == 3
+    evaluate_vo(sequence, method, FeatureCache(tmp_path / "cache"))  # cached: nothing extracted again
+    assert method.calls == 3
+    with pytest.raises(ValueError, match="ground-truth poses"):
+        evaluate_vo(_sequence(None), method, FeatureCache(tmp_path / "cache"))
+
+
+def test_a_feature_bag_gives_the_features_of_each_posed_frame_by_stamp(tmp_path: Path) -> None:
+    poses = _poses(3)
+    sequence = _image_sequence(tmp_path, poses)
+    frames = _frames(_poses(4), [0, 3, 7, 5])
+    types = typestore().types
+
+    def write(path: Path, order: list[int]) -> Path:
+        with FeatureBagWriter(path, "/cam0/keypoints", {}) as writer:
+            for count, index in enumerate(order):
+                time_ns = sequence.times_ns()[index]
+                header = types["std_msgs/msg/Header"](
+                    stamp=types["builtin_interfaces/msg/Time"](sec=time_ns // 10**9, nanosec=time_ns % 10**9),
+                    frame_id="cam0")
+                writer.write(keypoints_message(frames[index], header, "m", DESCRIPTOR_ENCODINGS["float32"]),
+                             time_ns, frames_read=count + 1)
+        return path
+
+    # Written out of order and with the unposed frame too: read back by stamp, posed frames only.
+    read = bag_features_for_sequence(sequence, write(tmp_path / "all", [3, 1, 0, 2]))
+    assert len(read) == 3
+    for got, expected in zip(read, frames[:3]):
+        torch.testing.assert_close(got.keypoints, expected.keypoints)
+    with pytest.raises(BagError, match=r"no features stamped as frame 1 of synthetic \(2 of 3 frames missing\)"):
+        bag_features_for_sequence(sequence, write(tmp_path / "some", [0, 3]))
+    with pytest.raises(ValueError, match="ground-truth poses"):
+        bag_features_for_sequence(_sequence(None), tmp_path / "all")
