@@ -28,8 +28,8 @@ def _poses(count: int) -> np.ndarray:
     return np.array(poses)
 
 
-def _frames(poses: np.ndarray, extra: list[int]) -> list[Features]:
-    """Each pose's view of 200 fixed points (descriptor per point), plus ``extra[i]`` unrelated detections."""
+def _frames(poses: np.ndarray, extra: list[int], noise_px: float = 0.0) -> list[Features]:
+    """Each pose's view of 200 fixed points (descriptor per point) after ``extra[i]`` unrelated detections."""
     rng = np.random.default_rng(0)
     world = np.column_stack([rng.uniform(-8, 8, 200), rng.uniform(-3, 3, 200), rng.uniform(15, 40, 200)])
     descriptors = torch.nn.functional.normalize(torch.randn(200, 32, generator=torch.Generator().manual_seed(0)), dim=1)
@@ -37,10 +37,11 @@ def _frames(poses: np.ndarray, extra: list[int]) -> list[Features]:
     for pose, count in zip(poses, extra):
         camera = (world - pose[:, 3]) @ pose[:, :3]  # world -> camera: R^T (X - t)
         pixels = camera @ K.T
-        points = np.vstack([pixels[:, :2] / pixels[:, 2:], rng.uniform(0, [640, 480], (count, 2))])
+        seen = pixels[:, :2] / pixels[:, 2:] + rng.normal(0, noise_px, (len(pixels), 2))
+        points = np.vstack([rng.uniform(0, [640, 480], (count, 2)), seen])
         noise = torch.nn.functional.normalize(torch.randn(count, 32, generator=torch.Generator().manual_seed(count)), dim=1)
         frames.append(Features(torch.from_numpy(np.column_stack([points, np.full(len(points), 8.0)])).float(),
-                               torch.cat([descriptors, noise]), torch.linspace(1, 0, len(points)), (640, 480)))
+                               torch.cat([noise, descriptors]), torch.linspace(1, 0, len(points)), (640, 480)))
     return frames
 
 
@@ -62,6 +63,11 @@ def test_exact_matches_score_zero_errors_per_consecutive_pair() -> None:
     # The same features scored against poses that do not belong to them: the turn is off by 2 degrees or more.
     shuffled = poses[[0, 2, 1, 3]]
     assert score_vo(_sequence(shuffled), _frames(poses, [0, 3, 7, 5]))["rotation_error_median_deg"] > 1.5
+    # With half a pixel of noise the errors are small and not round: reported to a thousandth of a degree.
+    noisy = score_vo(_sequence(poses), _frames(poses, [0, 3, 7, 5], noise_px=0.5))
+    errors = [noisy["rotation_error_median_deg"], noisy["translation_error_median_deg"],
+              *noisy["translation_error_median_ci95_deg"]]
+    assert 0 < noisy["rotation_error_median_deg"] < 0.5 and all(value == round(value, 3) for value in errors)
 
 
 def test_the_vo_check_needs_poses_and_a_calibration() -> None:
@@ -148,3 +154,13 @@ def test_a_feature_bag_gives_the_features_of_each_posed_frame_by_stamp(tmp_path:
         bag_features_for_sequence(sequence, write(tmp_path / "some", [0, 3]))
     with pytest.raises(ValueError, match="ground-truth poses"):
         bag_features_for_sequence(_sequence(None), tmp_path / "all")
+
+
+def test_relative_pose_errors_of_general_poses() -> None:
+    # Both cameras turned about every axis and moved along every axis: the exact relative motion scores zero.
+    rotation1, rotation2 = (cv2.Rodrigues(np.array(vector))[0] for vector in ([0.3, -0.2, 0.1], [-0.1, 0.4, 0.25]))
+    translation1, translation2 = np.array([1.0, -2.0, 0.5]), np.array([-0.5, 1.5, 3.0])
+    pose1, pose2 = np.hstack([rotation1, translation1[:, None]]), np.hstack([rotation2, translation2[:, None]])
+    rotation, translation = rotation2.T @ rotation1, rotation2.T @ (translation1 - translation2)
+    assert relative_pose_errors(rotation, 0.1 * translation, pose1, pose2) == pytest.approx((0.0, 0.0), abs=1e-5)
+    assert relative_pose_errors(rotation.T, translation, pose1, pose2)[0] > 10
