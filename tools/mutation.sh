@@ -3,7 +3,8 @@
 #   tools/mutation.sh                  every module in MODULES below, in that order
 #   tools/mutation.sh nms metrics      only the modules whose path contains one of these words
 # Each module is mutated in a private copy of the work tree (.mutation/work: the tree itself is
-# never changed) and every mutant runs only that module's fast tests (no ../shared, no DDS).
+# never changed) and every mutant runs only that module's fast tests (no DDS). ../shared is linked beside
+# the copy where the checkout has it, so that tests reading it (the bag tests' EuRoC frames) run, not skip.
 # Per module, .mutation/report/<module>.txt gets the surviving mutants' diffs and <module>.log
 # mutmut's output; .mutation/report/summary.md gets one table row per module (counts from
 # mutmut's record of each mutant).
@@ -124,6 +125,9 @@ for entry in "${MODULES[@]}"; do
   echo "mutation: $module (tests: $tests)"
   # A fresh copy of the tracked and new (not ignored) files for every module.
   rm -rf "$work" && mkdir -p "$work"
+  if [ -d "$repo/../shared" ] && [ ! -e "$(dirname "$work")/shared" ]; then
+    ln -s "$(cd "$repo/../shared" && pwd)" "$(dirname "$work")/shared"
+  fi
   git ls-files -z -co --exclude-standard | tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$work"
   (
     cd "$work"

@@ -77,7 +77,12 @@ def recheck(name: str, module: str, tests: list[str]) -> tuple[int, int, list[st
     running past :data:`TIMEOUT_S`, and the diffs still alive."""
     report = (REPORT / f"{name}.txt").read_text()
     diffs = re.split(r"(?m)^# mutant \d+\n", report)[1:]
-    work = Path(tempfile.mkdtemp(prefix=f"mutation_recheck_{name}_"))
+    # Beside the mutation runs' copies, where ../shared is linked as tools/mutation.sh links it.
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    shared, link = REPO.parent / "shared", REPORT.parent / "shared"
+    if shared.is_dir() and not link.exists():
+        link.symlink_to(shared.resolve())
+    work = Path(tempfile.mkdtemp(prefix=f"recheck_{name}_", dir=REPORT.parent))
     try:
         files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                                text=True, check=True).stdout.splitlines()
