@@ -59,7 +59,7 @@ MODULES=(
   "r2d2_ros/geometry.py|test/geometry/test_homographies.py test/evaluation/test_metrics.py test/evaluation/test_protocol.py"
   "r2d2_ros/evaluation/tracking.py|test/evaluation/test_tracks.py test/evaluation/test_stereo_tracks.py"
   "r2d2_ros/evaluation/vo.py|test/evaluation/test_vo_score.py test/evaluation/test_metrics.py test/bags/test_eval_vo_bag.py"
-  "r2d2_ros/bags/store.py|test/bags/test_bags.py test/bags/test_extract_bag.py"
+  "r2d2_ros/bags/store.py|test/bags/test_store.py test/bags/test_bags.py test/bags/test_extract_bag.py"
   "r2d2_ros/bags/features.py|test/bags/test_bags.py test/bags/test_extract_bag.py"
   "r2d2_ros/bags/images.py|test/bags/test_bags.py test/bags/test_extract_bag.py"
   "r2d2_ros/backends.py|test/backends/test_backend_choice.py test/serving/test_backend_params.py test/backends/test_tensorrt_engine_cache.py"

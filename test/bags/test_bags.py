@@ -122,9 +122,10 @@ def test_corrupt_message_is_skipped_and_counted(make_bag: Callable[..., Path], t
         writer.write(connection, good[1].log_time_ns + 1, frame.raw[:100])  # cut mid-pixels
         for frame in good[2:]:
             writer.write(connection, frame.log_time_ns, frame.raw)
+        writer.write(connection, good[-1].log_time_ns + 1, frame.raw[:50])  # and one more at the end
     with TopicReader(bag, TOPIC, IMAGE_TYPES) as reader:
         read = list(reader.messages())
-        assert reader.corrupt == 1 and reader.count == FRAMES + 1
+        assert reader.corrupt == 2 and reader.count == FRAMES + 2
     assert [frame.raw for frame in read] == [frame.raw for frame in good]
     assert [frame.index for frame in read] == [0, 1, 3, 4]
 
