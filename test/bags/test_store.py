@@ -10,7 +10,7 @@ import pytest
 from rosbags.rosbag2 import Writer
 
 from r2d2_ros.bags import store
-from r2d2_ros.bags.store import CAMERA_INFO, IMAGE, BagError, TopicReader, is_bag, typestore
+from r2d2_ros.bags.store import CAMERA_INFO, IMAGE, KEYPOINTS, BagError, TopicReader, is_bag, typestore
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -54,14 +54,15 @@ def _bag(path: Path, topics: dict[str, str]) -> Path:
 
 @pytest.mark.parametrize(("topics", "topic", "message"), [
     ({}, None, "no sensor_msgs/msg/CompressedImage or sensor_msgs/msg/Image topic (topics: none)"),
-    ({"/info": CAMERA_INFO}, None, "no sensor_msgs/msg/CompressedImage or sensor_msgs/msg/Image topic (topics: /info)"),
+    ({"/x": CAMERA_INFO, "/info": CAMERA_INFO}, None,
+     "no sensor_msgs/msg/CompressedImage or sensor_msgs/msg/Image topic (topics: /info, /x)"),
     ({"/b": IMAGE, "/a": IMAGE}, None, "several sensor_msgs/msg/CompressedImage or sensor_msgs/msg/Image topics "
                                        "(/a, /b); name one"),
     ({}, "/a", "no topic /a (topics: none)"),
     ({"/b": IMAGE, "/info": CAMERA_INFO}, "/a", "no topic /a (topics: /b, /info)"),
     ({"/info": CAMERA_INFO}, "/info", "/info holds sensor_msgs/msg/CameraInfo, not sensor_msgs/msg/CompressedImage or "
                                       "sensor_msgs/msg/Image"),
-], ids=["empty", "other-type", "two", "named-empty", "named-absent", "named-wrong-type"])
+], ids=["empty", "other-types", "two", "named-empty", "named-absent", "named-wrong-type"])
 def test_topic_choice_errors_word_for_word(tmp_path: Path, topics: dict[str, str], topic: str | None,
                                            message: str) -> None:
     bag = _bag(tmp_path / "bag", topics)
@@ -87,3 +88,20 @@ def test_a_damaged_storage_says_how_far_it_was_read(tmp_path: Path, skip: int, g
         reader._reader = SimpleNamespace(messages=damaged, close=reader._reader.close)
         with pytest.raises(BagError, match=rf"unreadable after message {expected} of /image: chunk cut short"):
             list(reader.messages(skip=skip))
+
+
+def test_keypoints_bags_name_the_type_as_ros_2_does_and_start_at_the_first_message(tmp_path: Path) -> None:
+    # `ros2 bag record` of the node's topic stores the package's message name: readers must look for that one.
+    assert KEYPOINTS == "r2d2_ros/msg/Keypoints"
+    bag = tmp_path / "bag"
+    image = typestore().types[IMAGE]
+    header = typestore().types["std_msgs/msg/Header"](stamp=typestore().types["builtin_interfaces/msg/Time"](
+        sec=1, nanosec=0), frame_id="c")
+    raw = typestore().serialize_cdr(image(header=header, height=1, width=1, encoding="mono8", is_bigendian=0, step=1,
+                                          data=np.array([7], np.uint8)), IMAGE)
+    with Writer(bag, version=9) as writer:
+        connection = writer.add_connection("/image", IMAGE, typestore=typestore())
+        writer.write(connection, 1_500, raw)
+        writer.write(connection, 2_500, raw)
+    with TopicReader(bag, "/image", [IMAGE]) as reader:
+        assert reader.start_time_ns == 1_500
