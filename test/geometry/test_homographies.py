@@ -34,6 +34,13 @@ def test_config_limits_on_both_sides() -> None:
             HomographyConfig(rotation_probability=probability)
 
 
+def test_the_default_ranges_are_the_training_distribution() -> None:
+    # The training configs leave them to these defaults: changing one changes the pairs of every run, resumed
+    # ones included (documented in HomographyConfig's comments and the model card).
+    assert HomographyConfig() == HomographyConfig(max_log2_scale=0.5, max_log2_aspect=0.25, rotation_probability=0.5,
+                                                  max_rotation_deg=30.0, max_tilt=0.5, max_translation=0.15)
+
+
 def test_no_range_is_the_identity() -> None:
     for homography in _samples(5):
         np.testing.assert_allclose(homography, np.eye(3), atol=1e-9)
@@ -63,6 +70,9 @@ def test_rotation_within_its_angle_for_the_share_of_pairs_it_is_given() -> None:
                                                                            max_rotation_deg=30.0)])
     always = angles(1.0)
     assert np.abs(always).max() <= 30.0 and always.min() < -20 and always.max() > 20
+    for homography in _samples(20, rotation_probability=1.0, max_rotation_deg=30.0):  # a rotation, not a shear
+        np.testing.assert_allclose(homography[:2, :2] @ homography[:2, :2].T, np.eye(2), atol=1e-9)
+        assert np.linalg.det(homography[:2, :2]) == pytest.approx(1.0)
     assert np.abs(angles(0.0)).max() < 1e-9  # the identity's SVD leaves 1e-13 degrees
     share = (np.abs(angles(0.5)) > 1e-9).mean()
     assert 0.4 < share < 0.6  # 300 draws: a binomial's standard deviation is 0.03
@@ -87,6 +97,9 @@ def test_tilt_shortens_one_side_by_up_to_its_fraction() -> None:
         sides.add(side)
         shrinks.append(1 - ratio[side])
         np.testing.assert_allclose(np.delete(ratio, [side, (side + 1) % 4, (side - 1) % 4]), 1.0)  # the opposite side
+        # Its two corners pulled together symmetrically: the side keeps its middle.
+        ends = [side, (side + 1) % 4]
+        np.testing.assert_allclose(warped[ends].mean(axis=0), corners[ends].mean(axis=0), atol=1e-6)
     assert sides == {0, 1, 2, 3} and 0 <= min(shrinks) < 0.1 and 0.4 < max(shrinks) <= 0.5
 
 
