@@ -124,3 +124,32 @@ def test_flow_tracking_keeps_ids_on_a_panning_camera(tmp_path: Path, textured_im
     moved = np.array([first_position[i] - p for i, p in zip(last.tracks.ids[survivors].tolist(), last.raw[survivors])])
     np.testing.assert_allclose(moved, np.broadcast_to([9.0, 0.0], moved.shape), atol=0.3)
     np.testing.assert_allclose(last.rectified, last.raw, atol=1e-3)  # no distortion: the same pixels
+
+
+def test_scores_of_a_camera_turning_and_moving_along_every_axis(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    scene = np.column_stack([rng.uniform(-6, 6, 200), rng.uniform(-4, 4, 200), rng.uniform(10, 30, 200)])
+    poses = np.stack([np.hstack([cv2.Rodrigues(np.array([0.02, 0.03, -0.01]) * i)[0], [[0.3 * i], [-0.2 * i], [0.5 * i]]])
+                      for i in range(4)])
+    sequence = Sequence("turning", [tmp_path / f"{i}.png" for i in range(4)], None,
+                        CameraCalibration(640, 480, K, (0.0,) * 5), poses)
+    book, frames = TrackBook(), []
+    for index, pose in enumerate(poses):
+        points = _project(scene, pose)
+        if index == 2:  # 20 tracks jump 5 px across their true epipolar line
+            relative = np.linalg.inv(np.vstack([poses[2], [0, 0, 0, 1]])) @ np.vstack([poses[1], [0, 0, 0, 1]])
+            t = relative[:3, 3]
+            essential = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]]) @ relative[:3, :3]
+            lines = np.column_stack([_project(scene[:20], poses[1]), np.ones(20)]) @ (
+                np.linalg.inv(K).T @ essential @ np.linalg.inv(K)).T
+            points[:20] += 5 * lines[:, :2] / np.linalg.norm(lines[:, :2], axis=1, keepdims=True)
+        # Points 190-199 lose their tracks after frame 1 and start new ones in frame 2: tracks of two frames.
+        continued = np.arange(200) if index != 2 else np.arange(190)
+        matches = np.zeros((0, 2), int) if index == 0 else np.column_stack([continued, continued])
+        frames.append(TrackedFrame(points, points, book.update(points, matches), []))
+    scores = score_tracks(frames, sequence)
+    assert scores["frames"] == 4 and scores["features_mean"] == 200.0
+    assert scores["track_length_mean"] == round((190 * 4 + 20 * 2) / 210, 2) and scores["track_length_median"] == 4
+    assert scores["tracked_share"] == round((1 + 0.95 + 1) / 3, 3)  # frames 1-3; frame 2's new points are untracked
+    assert scores["consistent_share"] == round(1 - 20 / 210, 3)  # the 20 broken tracks of the 210 seen twice
+    assert scores["rotation_error_median_deg"] < 0.1 and scores["translation_error_median_deg"] < 1
