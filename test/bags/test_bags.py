@@ -10,11 +10,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from rosbags.rosbag2 import Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from r2d2_ros.bags import (IMAGE_TYPES, BagError, FeatureBag, FeatureBagWriter, TopicReader, camera_info_topic,
-                           decode_frame, image_topics, keypoints_message, stamp_ns, typestore, with_stamp)
+                           decode_frame, feature_bag_settings, image_topics, keypoints_message, stamp_ns, typestore,
+                           with_stamp)
 from r2d2_ros.bags.store import CAMERA_INFO, IMAGE, KEYPOINTS
 from r2d2_ros.features import Features
 from r2d2_ros.image_io import read_rgb
@@ -203,3 +205,24 @@ def test_unfinished_file_of_a_killed_run_is_dropped(tmp_path: Path) -> None:
     resumed = FeatureBagWriter(path, "/kp", {}, chunk_frames=2)
     assert (resumed.frames_read, resumed.written) == (2, 2)
     assert not (tmp_path / ".features.chunk").exists()
+
+
+def test_a_chunked_feature_bag_has_the_metadata_of_one_recording(tmp_path: Path) -> None:
+    # Three storage files of 2, 2 and 1 messages, the log times 10 ms apart: `ros2 bag info` must show one
+    # recording, its first message's time, the span to its last, and every message once.
+    path = tmp_path / "features"
+    with FeatureBagWriter(path, "/kp", {"b": 1, "a": 2}, chunk_frames=2) as writer:
+        for index in range(5):
+            writer.write(keypoints_message(_features(index), _header(index), "m", 0), 1_000 + 10_000_000 * index,
+                         frames_read=index + 1)
+        assert writer.written == 5 and writer.frames_read == 5
+    metadata = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert metadata["message_count"] == 5 and len(metadata["relative_file_paths"]) == 3 == len(metadata["files"])
+    assert metadata["starting_time"]["nanoseconds_since_epoch"] == 1_000
+    assert metadata["duration"]["nanoseconds"] == 40_000_000
+    assert [(entry["topic_metadata"]["name"], entry["message_count"])
+            for entry in metadata["topics_with_message_count"]] == [("/kp", 5)]
+    assert feature_bag_settings(path) == {"a": 2, "b": 1, "storage": "mcap", "topic": "/kp"}
+    # The same settings given in another order are the same settings: the run resumes.
+    with FeatureBagWriter(path, "/kp", {"a": 2, "b": 1}, chunk_frames=2) as writer:
+        assert writer.written == 5 and writer.frames_read == 5
