@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from r2d2_ros.evaluation.report import tracks_table
-from r2d2_ros.evaluation.tracking import TrackedFrame, score_tracks, track_flow, track_klt
+from r2d2_ros.evaluation.tracking import (TrackedFrame, _new_corners, camera_model, draw_last_frame, score_tracks,
+                                          track_flow, track_klt, track_method)
 from r2d2_ros.features import Features
 from r2d2_ros.sequences import CameraCalibration, Sequence
-from r2d2_ros.tracking import TrackBook, sampson_errors
+from r2d2_ros.image_io import read_rgb
+from r2d2_ros.tracking import TrackBook, TrackerConfig, rectify_points, sampson_errors
+from r2d2_ros.viz import draw_tracks
 
 K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
 
@@ -153,3 +156,59 @@ def test_scores_of_a_camera_turning_and_moving_along_every_axis(tmp_path: Path) 
     assert scores["tracked_share"] == round((1 + 0.95 + 1) / 3, 3)  # frames 1-3; frame 2's new points are untracked
     assert scores["consistent_share"] == round(1 - 20 / 210, 3)  # the 20 broken tracks of the 210 seen twice
     assert scores["rotation_error_median_deg"] < 0.1 and scores["translation_error_median_deg"] < 1
+
+
+class _PatchCache:
+    """Stands in for the feature cache: each frame's Shi-Tomasi corners described by their 9x9 patch."""
+
+    def features(self, method: object, path: Path) -> Features:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+        corners = cv2.goodFeaturesToTrack(image, 200, 0.01, 6).reshape(-1, 2)
+        corners = corners[((corners >= 5) & (corners < np.array(image.shape[::-1]) - 5)).all(axis=1)]
+        patches = np.stack([image[int(y) - 4:int(y) + 5, int(x) - 4:int(x) + 5].ravel() for x, y in corners])
+        descriptors = torch.nn.functional.normalize(torch.from_numpy(patches - patches.mean(axis=1, keepdims=True)), dim=1)
+        keypoints = torch.from_numpy(np.column_stack([corners, np.full(len(corners), 8.0)]).astype(np.float32))
+        return Features(keypoints, descriptors, torch.linspace(1, 0.1, len(corners)), image.shape[::-1])
+
+
+def test_descriptor_tracking_of_a_method_on_rectified_pixels(tmp_path: Path, textured_image: np.ndarray) -> None:
+    pan = _pan(tmp_path, textured_image)
+    # A lens with distortion: the tracker sees rectified pixels, the frames keep both.
+    sequence = Sequence("pan", pan.frames, None, CameraCalibration(320, 240, K, (-0.05, 0.0, 0.0, 0.0, 0.0)))
+    ticks: list[int] = []
+    cache = _PatchCache()
+    frames = track_method(sequence, None, cache, progress=lambda: ticks.append(1),  # type: ignore[arg-type]
+                          config=TrackerConfig(max_descriptor_distance=0.5))
+    assert len(frames) == 4 and len(ticks) == 4
+    camera = camera_model(sequence)
+    for frame, path in zip(frames, sequence.frames):
+        features = cache.features(None, path)
+        kept = [int(np.flatnonzero((features.keypoints[:, :2].numpy() == point).all(axis=1))[0]) for point in frame.raw]
+        assert frame.descriptors is not None and torch.equal(frame.descriptors, features.descriptors[kept])
+        np.testing.assert_allclose(frame.rectified, rectify_points(frame.raw, camera), atol=1e-4)
+        assert np.abs(frame.rectified - frame.raw).max() > 0.5  # the lens moved them
+    survivors = frames[-1].tracks.lengths == 4
+    assert survivors.sum() >= 0.5 * len(frames[0].raw)
+    first_position = {i: p for i, p in zip(frames[0].tracks.ids.tolist(), frames[0].raw)}
+    moved = np.array([first_position[i] - p for i, p in
+                      zip(frames[-1].tracks.ids[survivors].tolist(), frames[-1].raw[survivors])])
+    np.testing.assert_allclose(moved, np.broadcast_to([9.0, 0.0], moved.shape), atol=0.5)
+    assert draw_last_frame(sequence, frames).shape == (240, 320, 3)
+    np.testing.assert_array_equal(draw_last_frame(sequence, frames),
+                                  draw_tracks(read_rgb(sequence.frames[-1]), frames[-1].trails))
+
+
+def test_klt_keeps_at_most_count_points_and_new_corners_away_from_tracked_ones(tmp_path: Path,
+                                                                              textured_image: np.ndarray) -> None:
+    sequence = _pan(tmp_path, textured_image)
+    ticks: list[int] = []
+    frames = track_klt(sequence, count=60, progress=lambda: ticks.append(1))
+    assert len(ticks) == 4 and all(len(frame.raw) <= 60 for frame in frames) and len(frames[0].raw) == 60
+    for frame in frames[1:]:
+        new, old = frame.raw[frame.tracks.lengths == 1], frame.raw[frame.tracks.lengths > 1]
+        if len(new) and len(old):
+            assert np.linalg.norm(new[:, None] - old[None], axis=2).min() >= 8 - 1e-3
+    image = cv2.cvtColor(read_rgb(sequence.frames[0]), cv2.COLOR_RGB2GRAY)
+    assert _new_corners(image, np.zeros((0, 2)), 0).shape == (0, 2)
+    assert _new_corners(image, np.zeros((0, 2)), 1).shape == (1, 2)
+    assert _new_corners(np.full((50, 50), 7, np.uint8), np.zeros((0, 2)), 5).shape == (0, 2)  # a flat image
