@@ -208,7 +208,12 @@ def test_klt_keeps_at_most_count_points_and_new_corners_away_from_tracked_ones(t
         new, old = frame.raw[frame.tracks.lengths == 1], frame.raw[frame.tracks.lengths > 1]
         if len(new) and len(old):
             assert np.linalg.norm(new[:, None] - old[None], axis=2).min() >= 8 - 1e-3
+    assert all(frame.descriptors is None for frame in frames)  # KLT's points have no descriptors
+    assert not (np.abs(frames[0].raw) < 0.5).all(axis=1).any(), "the first frame holds corners only"
     image = cv2.cvtColor(read_rgb(sequence.frames[0]), cv2.COLOR_RGB2GRAY)
+    best = _new_corners(image, np.zeros((0, 2)), 10)
+    others = _new_corners(image, best, 30)  # the best corners are taken: the next ones, 8 px or more from them
+    assert len(others) == 30 and np.linalg.norm(others[:, None] - best[None], axis=2).min() >= 8 - 1e-3
     assert _new_corners(image, np.zeros((0, 2)), 0).shape == (0, 2)
     assert _new_corners(image, np.zeros((0, 2)), 1).shape == (1, 2)
     assert _new_corners(np.full((50, 50), 7, np.uint8), np.zeros((0, 2)), 5).shape == (0, 2)  # a flat image
