@@ -208,21 +208,43 @@ def test_unfinished_file_of_a_killed_run_is_dropped(tmp_path: Path) -> None:
 
 
 def test_a_chunked_feature_bag_has_the_metadata_of_one_recording(tmp_path: Path) -> None:
-    # Three storage files of 2, 2 and 1 messages, the log times 10 ms apart: `ros2 bag info` must show one
-    # recording, its first message's time, the span to its last, and every message once.
-    path = tmp_path / "features"
+    # Three storage files of two messages each, the log times 10 ms apart, in a folder not made yet:
+    # `ros2 bag info` must show one recording, its first message's time, the span to its last, every message once.
+    path = tmp_path / "runs" / "today" / "features"
     with FeatureBagWriter(path, "/kp", {"b": 1, "a": 2}, chunk_frames=2) as writer:
-        for index in range(5):
+        for index in range(6):
             writer.write(keypoints_message(_features(index), _header(index), "m", 0), 1_000 + 10_000_000 * index,
                          frames_read=index + 1)
-        assert writer.written == 5 and writer.frames_read == 5
+        assert writer.written == 6 and writer.frames_read == 6
     metadata = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
-    assert metadata["message_count"] == 5 and len(metadata["relative_file_paths"]) == 3 == len(metadata["files"])
+    assert metadata["message_count"] == 6 and len(metadata["relative_file_paths"]) == 3 == len(metadata["files"])
     assert metadata["starting_time"]["nanoseconds_since_epoch"] == 1_000
-    assert metadata["duration"]["nanoseconds"] == 40_000_000
+    assert metadata["duration"]["nanoseconds"] == 50_000_000
     assert [(entry["topic_metadata"]["name"], entry["message_count"])
-            for entry in metadata["topics_with_message_count"]] == [("/kp", 5)]
+            for entry in metadata["topics_with_message_count"]] == [("/kp", 6)]
     assert feature_bag_settings(path) == {"a": 2, "b": 1, "storage": "mcap", "topic": "/kp"}
-    # The same settings given in another order are the same settings: the run resumes.
+    # The same settings given in another order are the same settings: the run resumes; closing it with the
+    # input position and nothing new written records the position and adds no file.
     with FeatureBagWriter(path, "/kp", {"a": 2, "b": 1}, chunk_frames=2) as writer:
-        assert writer.written == 5 and writer.frames_read == 5
+        assert writer.written == 6 and writer.frames_read == 6
+        writer.close(frames_read=9)
+    with FeatureBagWriter(path, "/kp", {"a": 2, "b": 1}, chunk_frames=2) as writer:
+        assert writer.frames_read == 9
+    assert len(yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]["files"]) == 3
+    # A run that writes nothing still leaves a valid, empty bag.
+    FeatureBagWriter(tmp_path / "empty", "/kp", {}).close(frames_read=0)
+    with FeatureBag(tmp_path / "empty") as bag:
+        assert bag.count == 0 and list(bag) == []
+
+
+def test_a_keypoints_message_whose_arrays_disagree_with_its_count_is_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "features"
+    with FeatureBagWriter(path, "/kp", {}, chunk_frames=10) as writer:
+        for index in range(5):
+            message = keypoints_message(_features(index), _header(index), "m", 0)
+            if index in (1, 3):
+                message.count = 6  # the arrays hold 7
+            writer.write(message, 10 + index, frames_read=index + 1)
+    with FeatureBag(path) as bag:
+        read = [header.frame_id for header, _ in bag]
+        assert read == ["cam0", "cam2", "cam4"] and bag.corrupt == 2
