@@ -67,7 +67,7 @@ MODULES=(
   "r2d2_ros/extraction/runner.py|test/extraction/test_runner_and_timing.py test/extraction/test_batch.py test/backends/test_backend_choice.py"
   "r2d2_ros/extraction/timing.py|test/extraction/test_runner_and_timing.py test/extraction/test_captured.py"
   "r2d2_ros/model/nets.py|test/model/test_nets.py test/model/test_checkpoint.py"
-  "r2d2_ros/image_io.py|test/training/test_pack_images.py test/bags/test_bags.py"
+  "r2d2_ros/image_io.py|test/io/test_read_rgb.py test/training/test_pack_images.py test/bags/test_bags.py"
   "r2d2_ros/utils.py|test/extraction/test_subpixel.py test/training/test_losses.py"
   "r2d2_ros/viz.py|test/serving/test_frame_set.py"
   "r2d2_ros/device.py|test/training/test_schedule.py test/extraction/test_candidates_and_precision.py"
