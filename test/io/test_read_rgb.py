@@ -25,6 +25,8 @@ def test_colour_grey_alpha_and_16_bit_images_become_uint8_rgb(tmp_path: Path) ->
     loaded = read_rgb(tmp_path / "deep.png")
     assert loaded.dtype == np.uint8 and loaded.shape == (2, 2, 3)
     np.testing.assert_array_equal(loaded, RGB)
+    cv2.imwrite(str(tmp_path / "pixel.png"), RGB[:1, :1, 0])  # one pixel is an image too
+    np.testing.assert_array_equal(read_rgb(tmp_path / "pixel.png"), [[[10, 10, 10]]])
 
 
 def test_unreadable_files_are_clear_errors(tmp_path: Path) -> None:
