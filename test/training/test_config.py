@@ -20,6 +20,15 @@ def test_defaults_are_the_original_schedule_on_the_fast_net() -> None:
     assert run.batch_size == 8 and run.amp == "auto" and run.batch_norm == "auto" and run.time_limit_minutes == 0
     assert model == ModelConfig("Fast_Quad_L2Net_ConfCFS()", "", False)
     assert TrainConfig().images == ("../shared/data/train",) and TrainConfig().flow_pairs == ()
+    assert TrainConfig().optim == optim and TrainConfig().run == run and TrainConfig().model == model
+
+
+def test_defaults_the_training_docs_describe() -> None:
+    """docs/training.md: channels_last, the device found, validation on every 20th photo as 320 px pairs at 0.7;
+    a fixed seed (batches are a function of the seed and their index: a rerun draws the same ones)."""
+    run = RunConfig()
+    assert run.channels_last is True and run.device == "auto" and run.seed == 0
+    assert (run.val_image_every, run.val_size, run.val_threshold) == (20, 320, 0.7)
 
 
 @pytest.mark.parametrize("values", [

@@ -23,6 +23,10 @@ def test_learning_rate_warms_up_then_decays_to_its_floor() -> None:
     assert learning_rate(60, optim, 110) == pytest.approx((1e-3 + 1e-4) / 2)  # half-way down the cosine
     assert learning_rate(110, optim, 110) == pytest.approx(1e-4)
     assert learning_rate(500, optim, 110) == pytest.approx(1e-4)  # past the end: stays at the floor
+    # A decay one step long (run.steps just past the warm-up) is at its floor after that step; none at all
+    # (run.steps within the warm-up) leaves the peak.
+    assert learning_rate(11, optim, 11) == pytest.approx(1e-4) and learning_rate(10, optim, 11) == pytest.approx(1e-3)
+    assert learning_rate(10, optim, 5) == pytest.approx(1e-3)
     rates = [learning_rate(step, optim, 110) for step in range(10, 111)]
     assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
 
