@@ -41,13 +41,14 @@ def plot_learning_curve(run_dirs: list[Path], output: Path) -> None:
     if not metrics and not validation:
         raise ValueError(f"no metrics.csv or validation.csv in {', '.join(map(str, run_dirs))}")
     figure, (losses, checks) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for name in ("total", "ap", "cosim", "peaky", "mean_ap"):
-        if name in metrics:
-            losses.plot(metrics["step"], metrics[name], label=name, linewidth=1)
+    terms = [name for name in ("total", "ap", "cosim", "peaky", "mean_ap") if name in metrics]
+    for name in terms:
+        losses.plot(metrics["step"], metrics[name], label=name, linewidth=1)
     losses.set_xlabel("step")
     losses.set_title("training (mean over each logging window)")
     losses.grid(alpha=0.3)
-    losses.legend(fontsize=8)
+    if terms:  # a validation log alone leaves this panel empty: no legend to draw
+        losses.legend(fontsize=8)
     if validation:
         checks.plot(validation["step"], validation["val_mma3"], marker="o", color="tab:blue", label="MMA@3")
         checks.set_ylabel("validation MMA@3", color="tab:blue")
