@@ -41,3 +41,27 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         main([str(tmp_path / "nothing"), "--output", str(tmp_path / "none.png")])
     assert exit_info.value.code == 2 and "no metrics.csv or validation.csv in" in capsys.readouterr().err
     assert not (tmp_path / "none.png").exists()
+
+
+def test_the_figure_draws_every_loss_term_and_both_validation_figures(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keeps the figure for a look after it is saved
+    (tmp_path / "metrics.csv").write_text("step,total,ap,cosim,peaky,mean_ap,lr\n25,5,4,3,2,1,0.1\n50,5,4,3,2,1,0.1\n")
+    (tmp_path / "validation.csv").write_text("step,val_mma3,val_keypoints\n0,0.1,40\n50,0.3,60\n")
+    plot_learning_curve([tmp_path], tmp_path / "curve.png")
+    losses, checks, counts = figures[0].axes
+    assert [line.get_label() for line in losses.lines] == ["total", "ap", "cosim", "peaky", "mean_ap"]  # not lr
+    assert [line.get_ydata()[0] for line in losses.lines] == [5, 4, 3, 2, 1]
+    assert [list(line.get_ydata()) for line in checks.lines] == [[0.1, 0.3]] and checks.get_ylim() == (0, 1)
+    assert [list(line.get_ydata()) for line in counts.lines] == [[40, 60]]
+    monkeypatch.undo()
+    plt.close(figures[0])
+
+
+def test_the_output_file_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run"])
+    assert exit_info.value.code == 2 and "the following arguments are required: --output" in capsys.readouterr().err
