@@ -65,3 +65,15 @@ def test_the_output_file_is_required(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit) as exit_info:
         main(["run"])
     assert exit_info.value.code == 2 and "the following arguments are required: --output" in capsys.readouterr().err
+
+
+def test_run_as_a_module(tmp_path: Path) -> None:
+    """python -m r2d2_ros.training.curves, as the model card's figure is made."""
+    import subprocess
+    import sys
+
+    (tmp_path / "validation.csv").write_text("step,val_mma3\n0,0.1\n")
+    done = subprocess.run([sys.executable, "-m", "r2d2_ros.training.curves", str(tmp_path), "--output",
+                           str(tmp_path / "curve.png")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "curve.png").is_file()
