@@ -101,3 +101,61 @@ def test_names_that_would_change_the_order_are_refused(tmp_path: Path, capsys: p
     with pytest.raises(SystemExit):
         main([str(tmp_path / "photos"), str(tmp_path / "packed")])
     assert "order" in capsys.readouterr().err
+
+
+def test_defaults_are_352_px_at_quality_82(tmp_path: Path) -> None:
+    """The documented defaults: shrunk with INTER_AREA to a 352 px short side, JPEG quality 82."""
+    source, target = tmp_path / "photos", tmp_path / "packed"
+    _photo(source / "photo.png", 704, 800)
+    assert main([str(source), str(target)]) == 0
+    shrunk = cv2.resize(read_rgb(source / "photo.png"), (400, 352), interpolation=cv2.INTER_AREA)
+    _, expected = cv2.imencode(".jpg", cv2.cvtColor(shrunk, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 82])
+    assert (target / "photo.png.jpg").read_bytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("short_side", [80, 120])
+def test_never_enlarged_even_a_little(tmp_path: Path, short_side: int) -> None:
+    """A short side of 80 px asked to be 80 or 120: written at its own size (1.5x would enlarge it)."""
+    _photo(tmp_path / "photo.png", 100, 80)
+    pack_image(tmp_path / "photo.png", tmp_path / "packed.jpg", short_side, 90)
+    _, expected = cv2.imencode(".jpg", cv2.cvtColor(read_rgb(tmp_path / "photo.png"), cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert (tmp_path / "packed.jpg").read_bytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("arguments, shape", [(["--short-side", "1"], (1, 1, 3)), (["--quality", "1"], (100, 80, 3)),
+                                              (["--quality", "100"], (100, 80, 3))])
+def test_the_edges_of_the_options_are_accepted(tmp_path: Path, arguments: list[str], shape: tuple[int, ...]) -> None:
+    _photo(tmp_path / "photos" / "photo.png", 100, 80)
+    assert main([str(tmp_path / "photos"), str(tmp_path / "packed"), *arguments]) == 0
+    assert read_rgb(tmp_path / "packed" / "photo.png.jpg").shape == shape
+
+
+def test_the_summary_counts_the_bytes_written_and_every_unreadable_file(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    source, target = tmp_path / "photos", tmp_path / "packed"
+    rng = np.random.default_rng(0)
+    for name in ("a/noise1.png", "a/noise2.png"):  # noise: about 1 MiB each at quality 100
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(source / name), rng.integers(0, 256, (600, 600, 3), dtype=np.uint8))
+    (source / "c" / "d").mkdir(parents=True)
+    for name in ("c/d/x.jpg", "c/d/y.jpg"):  # two unreadable files in a folder the packing has to make
+        (source / name).write_bytes(b"not a jpeg")
+    assert main([str(source), str(target), "--short-side", "600", "--quality", "100"]) == 0
+    written = sum((target / "a" / name).stat().st_size for name in ("noise1.png.jpg", "noise2.png.jpg"))
+    assert written > 2**20
+    assert capsys.readouterr().out == (f"4 files, {written / 2**20:.1f} MiB of photos in {target}; "
+                                       "2 unreadable copied unchanged\n")
+    assert (target / "c" / "d" / "y.jpg").read_bytes() == b"not a jpeg"
+
+
+def test_run_as_a_module(tmp_path: Path) -> None:
+    """python -m r2d2_ros.training.pack_images, as the GPU runs' packing is made."""
+    import subprocess
+    import sys
+
+    _photo(tmp_path / "photos" / "photo.png", 100, 80)
+    done = subprocess.run([sys.executable, "-m", "r2d2_ros.training.pack_images", str(tmp_path / "photos"),
+                           str(tmp_path / "packed")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "packed" / "photo.png.jpg").is_file()
