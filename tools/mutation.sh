@@ -62,7 +62,7 @@ MODULES=(
   "r2d2_ros/bags/store.py|test/bags/test_store.py test/bags/test_bags.py test/bags/test_extract_bag.py"
   "r2d2_ros/bags/features.py|test/bags/test_bags.py test/bags/test_extract_bag.py"
   "r2d2_ros/bags/images.py|test/bags/test_images_bag.py test/bags/test_bags.py test/bags/test_extract_bag.py"
-  "r2d2_ros/backends.py|test/backends/test_backend_choice.py test/serving/test_backend_params.py test/backends/test_tensorrt_engine_cache.py"
+  "r2d2_ros/backends.py|test/backends/test_onnxruntime_sessions.py test/backends/test_backend_choice.py test/serving/test_backend_params.py test/backends/test_tensorrt_engine_cache.py"
   "r2d2_ros/serving/inference.py|test/serving/test_inference.py test/serving/test_reloader.py test/serving/test_backend_params.py"
   "r2d2_ros/extraction/runner.py|test/extraction/test_runner_and_timing.py test/extraction/test_batch.py test/backends/test_backend_choice.py"
   "r2d2_ros/extraction/timing.py|test/extraction/test_runner_and_timing.py test/extraction/test_captured.py"

@@ -21,6 +21,8 @@ def test_the_key_is_readable_and_stable() -> None:
     key = tensorrt_engine_key(**BUILT_FOR)
     assert key == tensorrt_engine_key(**BUILT_FOR)
     assert key.startswith("fp16-1024px-b1-trt10.3.0-") and "/" not in key
+    # Pinned: a release that changed the digest of the same settings would rebuild every robot's engine (minutes).
+    assert key == "fp16-1024px-b1-trt10.3.0-cbd4cfb0aede5e27"
 
 
 @pytest.mark.parametrize(("setting", "other"), [("onnx_model", b"retrained graph"), ("max_side", 1600),
