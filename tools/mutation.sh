@@ -66,7 +66,7 @@ MODULES=(
   "r2d2_ros/serving/inference.py|test/serving/test_inference.py test/serving/test_reloader.py test/serving/test_backend_params.py"
   "r2d2_ros/extraction/runner.py|test/extraction/test_runner_and_timing.py test/extraction/test_batch.py test/backends/test_backend_choice.py"
   "r2d2_ros/extraction/timing.py|test/extraction/test_runner_and_timing.py test/extraction/test_captured.py"
-  "r2d2_ros/model/nets.py|test/model/test_nets.py test/model/test_checkpoint.py"
+  "r2d2_ros/model/nets.py|test/model/test_nets.py test/model/test_checkpoint.py test/model/test_reference_parity.py"
   "r2d2_ros/image_io.py|test/io/test_read_rgb.py test/training/test_pack_images.py test/bags/test_bags.py"
   "r2d2_ros/utils.py|test/extraction/test_subpixel.py test/training/test_losses.py"
   "r2d2_ros/viz.py|test/viz/test_viz.py test/serving/test_frame_set.py"
