@@ -74,7 +74,7 @@ MODULES=(
   "r2d2_ros/evaluation/cache.py|test/evaluation/test_feature_cache.py test/evaluation/test_protocol.py test/evaluation/test_tracks.py"
   "r2d2_ros/evaluation/report.py|test/evaluation/test_report.py test/evaluation/test_tracks.py test/evaluation/test_stereo_vo.py"
   "r2d2_ros/evaluation/hpatches.py|test/evaluation/test_hpatches.py test/evaluation/test_protocol.py"
-  "r2d2_ros/evaluation/methods.py|test/evaluation/test_r2d2_eval.py"
+  "r2d2_ros/evaluation/methods.py|test/evaluation/test_methods.py test/evaluation/test_r2d2_eval.py"
   "r2d2_ros/evaluation/precision_check.py|test/evaluation/test_precision_check.py"
   "r2d2_ros/training/config.py|test/training/test_config.py test/training/test_schedule.py test/training/test_trainer.py::test_unknown_config_keys_are_rejected"
   "r2d2_ros/training/schedule.py|test/training/test_schedule.py"
