@@ -78,6 +78,12 @@ class TestArchitectureStrings:
         assert Quad_L2Net_ConfCFS(dim=64).arch == "Quad_L2Net_ConfCFS(dim=64)" and Quad_L2Net_ConfCFS(dim=64).dim == 64
         assert Fast_Quad_L2Net_ConfCFS(mchan=6, dim=64).arch == "Fast_Quad_L2Net_ConfCFS(mchan=6, dim=64)"
 
+    def test_an_arch_spec_without_arguments(self) -> None:
+        from r2d2_ros.model.nets import ArchSpec
+
+        spec = ArchSpec("Fast_Quad_L2Net_ConfCFS")
+        assert spec.to_string() == "Fast_Quad_L2Net_ConfCFS()" and spec.build().arch == spec.to_string()
+
     def test_fast_net_layers(self) -> None:
         """Fast-R2D2 (N16 widths): a 2x max-pool after three convolutions, a bilinear 2x upsample at the end."""
         net = Fast_Quad_L2Net_ConfCFS()
