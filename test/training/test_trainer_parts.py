@@ -1,0 +1,165 @@
+"""The trainer's parts on ten synthetic photos, each in seconds: what it holds out, how it normalises, logs,
+stops, saves and resumes, and a two-step run (no ROS; the long runs are in test_trainer.py)."""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from r2d2_ros.model import load_checkpoint, save_checkpoint
+from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
+from r2d2_ros.training import Trainer, load_config
+from r2d2_ros.training.data import FlowPairs, SyntheticPairs
+from r2d2_ros.training.trainer import PairForward, _MixedPairs
+
+from .test_trainer import TINY
+from .test_trainer_synthetic import synthetic_photos  # noqa: F401 (a fixture)
+
+
+def _trainer(photos: Path, output: Path, *extra: str, **kwargs: object) -> Trainer:
+    return Trainer(load_config(None, [f"images=[{photos}]", f"run.output={output}", *TINY, "run.val_pairs=2",
+                                      "run.steps=2", "run.val_every=100", *extra]), **kwargs)
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.scalars: list[tuple[str, float, int]] = []
+
+    def add_scalar(self, key: str, value: float, step: int) -> None:
+        self.scalars.append((key, value, step))
+
+
+def test_every_nth_photo_is_held_out_for_validation(synthetic_photos: Path, tmp_path: Path) -> None:
+    trainer = _trainer(synthetic_photos, tmp_path / "run", "run.val_image_every=3", "run.val_pairs=4",
+                       "model.reset_reliability=true")
+    photos = sorted(synthetic_photos.glob("*.png"))
+    assert trainer.validation_images == photos[::3]  # photos 0, 3, 6 and 9
+    assert isinstance(trainer.dataset, SyntheticPairs) and trainer.dataset.images == [
+        p for i, p in enumerate(photos) if i % 3]
+    pairs = trainer._validation_pairs
+    assert len(pairs) == 4 and all(pair["image1"].shape == (96, 96, 3) for pair in pairs)  # run.val_size
+    extraction = trainer._validation_extraction
+    assert (extraction.reliability_threshold, extraction.repeatability_threshold, extraction.precision) == (0, 0, "fp32")
+    assert (tmp_path / "run").is_dir() and trainer.step == 0 and trainer.best_mma == -1.0
+    assert not trainer.model.clf.weight.any() and not trainer.model.clf.bias.any()
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == trainer.config.optim.weight_decay
+
+
+def test_flow_pairs_alternate_with_synthetic_ones(synthetic_photos: Path, tmp_path: Path) -> None:
+    flow = tmp_path / "flow"
+    flow.mkdir()
+    (flow / "pairs.txt").write_text("a.png b.png f.npy\n")
+    trainer = _trainer(synthetic_photos, tmp_path / "run", f"flow_pairs=[{flow}]")
+    mixed = trainer.dataset
+    assert isinstance(mixed, _MixedPairs) and len(mixed) == 2**62
+    assert isinstance(mixed.sources[0], SyntheticPairs) and isinstance(mixed.sources[1], FlowPairs)
+    mixed.sources = [["s0", "s1", "s2"], ["f0", "f1", "f2"]]  # stand-ins: item g is source g % 2's item g // 2
+    assert [mixed[g] for g in range(5)] == ["s0", "f0", "s1", "f1", "s2"]
+
+
+def test_images_are_imagenet_normalised_in_channels_first_order(synthetic_photos: Path, tmp_path: Path) -> None:
+    trainer = _trainer(synthetic_photos, tmp_path)
+    images = torch.tensor([[[[0, 128, 255]]]], dtype=torch.uint8)  # one pixel, (B, H, W, 3)
+    normalised = trainer._normalise(images)
+    expected = (torch.tensor([0, 128, 255]) / 255 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    assert normalised.shape == (1, 3, 1, 1) and torch.allclose(normalised.flatten(), expected.float())
+    wide = trainer._normalise(torch.zeros(2, 4, 5, 3, dtype=torch.uint8))
+    assert wide.shape == (2, 3, 4, 5) and wide.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_both_images_of_a_pair_through_one_network() -> None:
+    network = Quad_L2Net_ConfCFS().eval()
+    pair = PairForward(network)
+    image1, image2 = torch.randn(1, 3, 16, 16), torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        out1, out2 = pair(image1, image2)
+        assert torch.equal(out1.reliability, network(image1).reliability)
+        assert torch.equal(out2.reliability, network(image2).reliability)
+
+
+def test_rows_are_logged_with_one_header_and_finite_numbers_to_tensorboard(synthetic_photos: Path,
+                                                                           tmp_path: Path) -> None:
+    trainer, writer = _trainer(synthetic_photos, tmp_path), _Writer()
+    trainer._log_row("metrics.csv", {"step": 5, "total": 1.5, "mean_ap": float("nan"), "note": "x"}, writer)
+    trainer._log_row("metrics.csv", {"step": 10, "total": 1.25, "mean_ap": 0.5, "note": "y"}, writer)
+    trainer._log_row("metrics.csv", {"step": 15, "total": 1.0, "mean_ap": 0.75, "note": "z"}, None)
+    with (tmp_path / "metrics.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["step"] for row in rows] == ["5", "10", "15"] and rows[0]["mean_ap"] == "nan"
+    assert (tmp_path / "metrics.csv").read_text().count("step") == 1
+    assert writer.scalars == [("total", 1.5, 5), ("total", 1.25, 10), ("mean_ap", 0.5, 10)]
+
+
+def test_a_signal_or_the_time_limit_stops_and_skipped_images_add_up(synthetic_photos: Path, tmp_path: Path) -> None:
+    trainer = _trainer(synthetic_photos, tmp_path)
+    trainer.counters["skipped_images"] = 0
+    assert not trainer._agree_to_stop(math.inf, 2) and trainer.counters["skipped_images"] == 2
+    assert trainer._agree_to_stop(time.monotonic() - 1, 1) and trainer.counters["skipped_images"] == 3
+    later = _trainer(synthetic_photos, tmp_path / "later")
+    later._request_stop(15, None)
+    assert later._stop_requested and later._agree_to_stop(math.inf, 0)
+
+
+def test_validation_of_a_network_that_finds_nothing_scores_zero(synthetic_photos: Path, tmp_path: Path) -> None:
+    trainer = _trainer(synthetic_photos, tmp_path, "run.val_threshold=0.99", "model.reset_reliability=true")
+    # A reset reliability head says 0.5 everywhere: nothing passes 0.99, every pair scores 0.
+    accuracies, counts = trainer.validation_accuracies()
+    assert accuracies == [0.0, 0.0] and counts == [0, 0, 0, 0]
+    assert trainer.validate() == {"val_mma3": 0.0, "val_keypoints": 0.0}
+    trainer._validation_pairs = []
+    assert trainer.validate() == {"val_mma3": 0.0, "val_keypoints": 0.0}
+
+
+def test_checkpoints_record_the_step_and_validation_set_and_resume_from_them(synthetic_photos: Path,
+                                                                            tmp_path: Path) -> None:
+    trainer = _trainer(synthetic_photos, tmp_path)
+    trainer.step, trainer.best_mma, trainer.counters["nonfinite_steps"] = 7, 0.25, 2
+    trainer.save(tmp_path / "last.pt", validation_mma=0.25)
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
+    assert checkpoint.meta["step"] == 7 and checkpoint.meta["val_mma3"] == 0.25 and checkpoint.extra["step"] == 7
+    validation_set = checkpoint.meta["validation_set"]
+    assert validation_set["images"] == [str(synthetic_photos)] and validation_set["seed"] == 0
+    assert set(validation_set) == {"images", "data", "val_pairs", "val_size", "val_threshold", "val_image_every", "seed"}
+    assert checkpoint.meta["counters"]["nonfinite_steps"] == 2 and checkpoint.config["run"]["steps"] == 2
+
+    resumed = _trainer(synthetic_photos, tmp_path, resume=True)
+    assert (resumed.step, resumed.best_mma, resumed.counters["nonfinite_steps"]) == (7, 0.25, 2)
+    other_pairs = _trainer(synthetic_photos, tmp_path / "other", "run.val_pairs=3", resume_from=tmp_path / "last.pt")
+    assert other_pairs.step == 7 and other_pairs.best_mma == -1.0  # validated on other pairs: chosen anew
+
+
+def test_an_exported_checkpoint_continues_at_its_step_with_a_fresh_optimizer(synthetic_photos: Path,
+                                                                            tmp_path: Path) -> None:
+    trainer = _trainer(synthetic_photos, tmp_path)
+    save_checkpoint(tmp_path / "exported.pt", trainer.model, meta={"step": 40})
+    resumed = _trainer(synthetic_photos, tmp_path / "run", resume_from=tmp_path / "exported.pt")
+    assert resumed.step == 40 and resumed.best_mma == -1.0 and not resumed.optimizer.state
+    save_checkpoint(tmp_path / "no_step.pt", trainer.model)
+    assert _trainer(synthetic_photos, tmp_path / "run2", resume_from=tmp_path / "no_step.pt").step == 0
+    save_checkpoint(tmp_path / "n16.pt", Quad_L2Net_ConfCFS())
+    with pytest.raises(ValueError, match=r"n16.pt holds Quad_L2Net_ConfCFS\(\), this run trains "
+                                         r"Fast_Quad_L2Net_ConfCFS\(\)"):
+        trainer.read_checkpoint(tmp_path / "n16.pt")
+
+
+def test_a_two_step_run_logs_validates_and_saves(synthetic_photos: Path, tmp_path: Path) -> None:
+    """Validation at step 0 (the baseline) and at the last step; metrics at the last step; last.pt and best.pt."""
+    trainer = _trainer(synthetic_photos, tmp_path, "run.log_every=100", "run.checkpoint_every=100")
+    last = trainer.fit()
+    assert last == tmp_path / "last.pt" and trainer.step == 2 and load_checkpoint(last).extra["step"] == 2
+    with (tmp_path / "validation.csv").open() as stream:
+        assert [row["step"] for row in csv.DictReader(stream)] == ["0", "2"]
+    with (tmp_path / "metrics.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["step"] for row in rows] == ["2"]
+    row = rows[0]
+    assert {"total", "ap", "mean_ap", "lr", "reliability_weight", "steps_per_s", "nonfinite_steps",
+            "skipped_images"} <= set(row) and float(row["lr"]) == pytest.approx(0.001)
+    assert float(row["steps_per_s"]) > 0 and np.isfinite(float(row["total"]))
+    assert (tmp_path / "best.pt").is_file() and trainer.best_mma >= 0
+    assert load_checkpoint(tmp_path / "best.pt").meta["val_mma3"] == trainer.best_mma
