@@ -60,4 +60,5 @@ def test_features_are_extracted_once_per_method_and_image_content(tmp_path: Path
     assert len(list((tmp_path / "cache" / "m2").glob("*.r2d2"))) == 1
     reopened = FeatureCache(tmp_path / "cache")  # a rerun of the evaluation only reads
     reopened.features(method, second)
-    assert (reopened.hits, reopened.misses) == (1, 0) and len(method.images) == 2
+    reopened.features(other, copy)
+    assert (reopened.hits, reopened.misses) == (2, 0) and len(method.images) == 2 and len(other.images) == 1
