@@ -80,7 +80,7 @@ MODULES=(
   "r2d2_ros/training/schedule.py|test/training/test_schedule.py"
   "r2d2_ros/training/curves.py|test/training/test_curves.py test/training/test_schedule.py"
   "r2d2_ros/training/pack_images.py|test/training/test_pack_images.py"
-  "r2d2_ros/training/data.py|test/training/test_augmentations.py test/training/test_synthetic_pairs.py test/training/test_pack_images.py test/training/test_trainer.py::test_a_pair_that_fails_its_checks_is_redrawn_never_used test/training/test_trainer.py::test_unreadable_images_are_skipped_and_counted test/training/test_trainer.py::test_synthetic_flow_agrees_with_the_images test/training/test_trainer.py::test_greyscale_share_of_pairs test/training/test_trainer.py::test_flow_pairs_in_both_file_formats"
+  "r2d2_ros/training/data.py|test/training/test_augmentations.py test/training/test_synthetic_pairs.py test/training/test_flow_pairs.py test/training/test_pack_images.py test/training/test_trainer.py::test_a_pair_that_fails_its_checks_is_redrawn_never_used test/training/test_trainer.py::test_unreadable_images_are_skipped_and_counted test/training/test_trainer.py::test_synthetic_flow_agrees_with_the_images test/training/test_trainer.py::test_greyscale_share_of_pairs test/training/test_trainer.py::test_flow_pairs_in_both_file_formats"
   "r2d2_ros/training/validation.py|test/training/test_validation.py test/training/test_trainer.py::test_validate_compares_checkpoints_on_the_same_pairs"
   "r2d2_ros/training/trainer.py|test/training/test_trainer_parts.py test/training/test_trainer_synthetic.py test/training/test_schedule.py"
   "r2d2_ros/training/distributed.py|test/training/test_ranks.py test/training/test_distributed.py"

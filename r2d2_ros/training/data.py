@@ -241,7 +241,10 @@ def read_flow(flow_path: Path, mask_path: Path | None = None) -> np.ndarray:
         ValueError: unreadable or malformed files.
     """
     if flow_path.suffix == ".npy":
-        flow = np.load(flow_path, allow_pickle=False).astype(np.float32)
+        try:
+            flow = np.load(flow_path, allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError) as error:  # missing, truncated, or an array of Python objects
+            raise ValueError(f"{flow_path}: not a readable flow array ({error})") from error
         if flow.ndim != 3 or flow.shape[2] != 2:
             raise ValueError(f"{flow_path}: expected an (H, W, 2) array, got {flow.shape}")
     else:
@@ -251,7 +254,7 @@ def read_flow(flow_path: Path, mask_path: Path | None = None) -> np.ndarray:
         rgba = cv2.cvtColor(rgba, cv2.COLOR_BGRA2RGBA)  # the bytes are stored in RGBA order
         offsets = np.ascontiguousarray(rgba).view("<i2").reshape(*rgba.shape[:2], 2).astype(np.float32) / 16
         ys, xs = np.mgrid[0 : rgba.shape[0], 0 : rgba.shape[1]]
-        flow = offsets + np.stack([xs, ys], axis=2)
+        flow = (offsets + np.stack([xs, ys], axis=2)).astype(np.float32)  # as a .npy flow: batches mix both
         if mask_path is None:
             raise ValueError(f"{flow_path}: a PNG flow needs a mask file")
     if mask_path is not None:
