@@ -20,7 +20,7 @@ def _summary(scale: float) -> dict:
 
 
 def test_json_written_into_a_new_folder(tmp_path: Path) -> None:
-    path = tmp_path / "new" / "results.json"
+    path = tmp_path / "new" / "deeper" / "results.json"
     write_json(path, {"b": 1, "a": [1.5, "x"]})
     assert path.read_text() == '{\n  "b": 1,\n  "a": [\n    1.5,\n    "x"\n  ]\n}\n'
     assert json.loads(path.read_text()) == {"b": 1, "a": [1.5, "x"]}
@@ -78,3 +78,49 @@ def test_plots_are_written_into_new_folders_at_their_sizes(tmp_path: Path) -> No
     estimate = np.stack([np.vstack([pose, [0, 0, 0, 1]]) for pose in truth + 0.1])
     plot_trajectories(tmp_path / "b" / "trajectory.png", truth, {"stereo": estimate}, "kitti")
     assert cv2.imread(str(tmp_path / "b" / "trajectory.png")).shape == (450, 990, 3)
+
+
+def _figures_of(monkeypatch, draw) -> list:  # noqa: ANN001
+    """The figures ``draw()`` saves, kept open for a look (plt.close stands aside)."""
+    import matplotlib.pyplot as plt
+
+    figures: list = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    draw()
+    monkeypatch.undo()
+    return figures
+
+
+def test_mma_panels_draw_each_method_per_category(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    summary = {"r2d2": _summary(1.0), "fast": {"overall": _summary(0.5)["overall"]}}
+    (figure,) = _figures_of(monkeypatch, lambda: plot_mma(tmp_path / "x" / "y" / "mma.png", summary))
+    overall, illumination, viewpoint = figure.axes
+    assert [axis.get_title() for axis in figure.axes] == ["overall", "i", "v"]
+    assert [line.get_label() for line in overall.lines] == ["r2d2", "fast"]
+    assert [line.get_label() for line in illumination.lines] == ["r2d2"]  # "fast" has no categories
+    np.testing.assert_array_equal(overall.lines[1].get_ydata(), summary["fast"]["overall"]["mma"])
+    assert all(axis.get_ylim() == (0, 1) for axis in figure.axes) and overall.get_ylabel() == "MMA"
+    assert viewpoint.get_legend() is not None and overall.get_legend() is None
+    plot_mma(tmp_path / "x" / "y" / "again.png", summary)  # into the same folder again
+
+
+def test_trajectories_seen_from_above_and_their_drift(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    truth = np.stack([np.hstack([np.eye(3), [[i], [5.0], [2.0 * i]]]) for i in range(4)])
+    estimate = np.stack([np.vstack([np.hstack([np.eye(3), [[i + 0.5], [5.0], [2.0 * i]]]), [0, 0, 0, 1]])
+                         for i in range(4)])
+    (figure,) = _figures_of(monkeypatch, lambda: plot_trajectories(tmp_path / "a" / "b" / "t.png", truth,
+                                                                   {"stereo": estimate}))
+    above, error = figure.axes
+    (ground, drawn) = above.lines
+    np.testing.assert_array_equal(ground.get_xdata(), [0, 1, 2, 3]) and np.testing.assert_array_equal(
+        ground.get_ydata(), [0, 2, 4, 6])  # x and z: the ground plane
+    np.testing.assert_array_equal(drawn.get_xdata(), [0.5, 1.5, 2.5, 3.5])
+    np.testing.assert_array_equal(drawn.get_ydata(), [0, 2, 4, 6])
+    np.testing.assert_array_equal(error.lines[0].get_ydata(), [0.5] * 4)
+    assert above.get_title() == ": seen from above" and ground.get_label() == "ground truth"
+    square = np.stack([np.vstack([pose, [0, 0, 0, 1]]) for pose in truth])  # ground truth as (N, 4, 4) poses
+    (figure,) = _figures_of(monkeypatch, lambda: plot_trajectories(tmp_path / "a" / "b" / "t2.png", square,
+                                                                   {"stereo": estimate}, "kitti"))
+    np.testing.assert_array_equal(figure.axes[1].lines[0].get_ydata(), [0.5] * 4)
+    assert figure.axes[0].get_title() == "kitti: seen from above"
+    write_json(tmp_path / "a" / "b" / "r.json", {})  # into an existing folder
