@@ -172,3 +172,16 @@ def test_antialiasing_blur_of_a_shrinking_warp() -> None:
     assert _antialiased(source, 1.0) is source and _antialiased(source, 1.5) is source
     np.testing.assert_array_equal(_antialiased(source, 0.25), cv2.GaussianBlur(source, (0, 0), 1.5))
     np.testing.assert_array_equal(_antialiased(source, 0.5), cv2.GaussianBlur(source, (0, 0), 0.5))
+
+
+def test_the_defaults_are_the_bundled_models_recipe() -> None:
+    """A run with the defaults makes the pairs the bundled model was trained on (its checkpoint records them), but
+    for the source sides' upper end and the grey share, which its chunks' configs set."""
+    from r2d2_ros.model import load_checkpoint
+    from r2d2_ros.training.config import config_to_dict
+    from r2d2_ros.weights import DEFAULT_MODEL
+
+    recorded = load_checkpoint(DEFAULT_MODEL).config["data"]
+    defaults = config_to_dict(DataConfig())
+    assert {k: v for k, v in defaults.items() if k not in ("max_source_side", "greyscale")} == \
+        {k: v for k, v in recorded.items() if k not in ("max_source_side", "greyscale")}

@@ -112,10 +112,11 @@ def test_crops_follow_the_flow_and_unusable_pairs_are_skipped(tmp_path: Path) ->
     cv2.imwrite(str(tmp_path / "b.png"), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
     _image(tmp_path / "small.png", 31, 40, 2)
     _shift_flow(tmp_path / "shift.npy", 32, 40, 9.0, 11.0)
+    _shift_flow(tmp_path / "small.npy", 31, 40, 9.0, 11.0)  # fits image 1, which is smaller than a crop
     sparse = np.full((32, 40, 2), np.nan, np.float32)
     sparse[:4] = 0  # an eighth of the rows: below the quarter min_valid_fraction asks
     np.save(tmp_path / "sparse.npy", sparse)
-    folder = _folder(tmp_path, ["a.png b.png missing.npy", "small.png b.png shift.npy", "a.png b.png sparse.npy",
+    folder = _folder(tmp_path, ["a.png b.png missing.npy", "small.png b.png small.npy", "a.png b.png sparse.npy",
                                 "a.png b.png shift.npy"])
     dataset = FlowPairs(folder, CONFIG)
     assert len(dataset) == 2**62
@@ -123,6 +124,7 @@ def test_crops_follow_the_flow_and_unusable_pairs_are_skipped(tmp_path: Path) ->
         item = dataset[g]
         assert item["skipped"] == (3 - g) % 4 and item["index"] == g
         assert item["image1"].shape == item["image2"].shape == (32, 32, 3) and np.isnan(item["homography"]).all()
+        assert item["homography"].shape == (3, 3)  # batched with synthetic pairs' homographies
         x0 = int(np.flatnonzero((image1[0, :, :] == item["image1"][0, 0]).all(axis=1))[0])  # where the crop starts
         np.testing.assert_array_equal(item["image1"], image1[:, x0:x0 + 32])
         flow = item["aflow"]
@@ -196,3 +198,17 @@ def test_a_png_flow_pair_with_its_mask(tmp_path: Path) -> None:
     item = FlowPairs(_folder(tmp_path, ["a.png b.png flow.png mask.png"]), CONFIG)[0]
     assert item["skipped"] == 0 and np.isnan(item["aflow"][:, :8]).all() and np.isfinite(item["aflow"][:, 8:]).all()
     assert item["aflow"].dtype == np.float32
+
+
+def test_pairs_are_batched_channels_first_for_the_flow() -> None:
+    from r2d2_ros.training.data import collate_pairs
+
+    items = [{"image1": np.full((4, 4, 3), i, np.uint8), "image2": np.full((4, 4, 3), 10 + i, np.uint8),
+              "aflow": np.full((4, 4, 2), i, np.float32), "homography": np.eye(3) * (i + 1), "skipped": i,
+              "index": 7 + i} for i in range(2)]
+    batch = collate_pairs(items)
+    assert set(batch) == {"image1", "image2", "aflow", "homography", "skipped", "index"}
+    assert batch["image1"].shape == batch["image2"].shape == (2, 4, 4, 3) and batch["image2"][1, 0, 0, 0] == 11
+    assert batch["aflow"].shape == (2, 2, 4, 4) and batch["aflow"].is_contiguous() and batch["aflow"][1].eq(1).all()
+    assert batch["homography"].shape == (2, 3, 3) and batch["homography"][1, 0, 0] == 2
+    assert batch["skipped"].tolist() == [0, 1] and batch["index"].tolist() == [7, 8]
