@@ -151,7 +151,8 @@ def test_the_graph_each_gpu_provider_is_given(stand_ins: None, monkeypatch: pyte
                                               precision: str, graph: str, session: str) -> None:
     """The CUDA provider runs the graph's own precision; TensorRT is given fp32 and picks fp16 kernels itself."""
     exported, built = [], []
-    monkeypatch.setattr(backends, "export_onnx", lambda model, graph_precision: exported.append(graph_precision) or b"g")
+    monkeypatch.setattr(backends, "export_onnx",
+                        lambda model, graph_precision: exported.append(graph_precision) or b"g")
     monkeypatch.setattr(backends, "OnnxRuntimeRunner", lambda *arguments: built.append(arguments))
     make_runner(_ModelOnAGpu(), "onnxruntime", precision, provider)  # type: ignore[arg-type]
     assert exported == [graph]

@@ -28,7 +28,8 @@ def test_json_written_into_a_new_folder(tmp_path: Path) -> None:
 
 def test_markdown_table_of_hpatches_and_vo() -> None:
     vo = {"r2d2": {"rotation_error_median_deg": 0.12345, "translation_error_median_deg": 2.345,
-                   "translation_error_median_ci95_deg": [1.234, 3.456], "inliers_median": 101.5, "features_mean": 999.5}}
+                   "translation_error_median_ci95_deg": [1.234, 3.456], "inliers_median": 101.5,
+                   "features_mean": 999.5}}
     table = markdown_table({"r2d2": _summary(1.0), "fast": _summary(0.5)}, vo).splitlines()
     assert table[0] == ("| method | MMA@1 | MMA@3 | MMA@5 | MMA@10 | MMA@3 i | MMA@3 v | features | matches | "
                         "repeatability@3 | H acc @1/3/5 px |")
@@ -49,8 +50,8 @@ def test_tracks_table_rows_with_and_without_ground_truth() -> None:
     scores = {"features_mean": 512.4, "tracked_share": 0.81234, "track_length_mean": 4.567, "track_length_median": 4.0,
               "survival_share": 0.4567, "consistent_share": 0.98765, "rotation_error_median_deg": 0.1,
               "translation_error_median_deg": 1.23456}
-    no_poses = {k: v for k, v in scores.items() if k not in ("survival_share", "consistent_share",
-                                                              "rotation_error_median_deg", "translation_error_median_deg")}
+    truth_only = ("survival_share", "consistent_share", "rotation_error_median_deg", "translation_error_median_deg")
+    no_poses = {k: v for k, v in scores.items() if k not in truth_only}
     lines = tracks_table({"seq": {"r2d2": scores, "klt": no_poses}}).splitlines()
     assert lines[0] == "" and lines[2] == "|" + "---|" * 10
     assert lines[1] == ("| sequence | method | features | tracked share | track length mean | median | still tracked 5 "

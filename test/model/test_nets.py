@@ -118,7 +118,8 @@ class TestFolding:
         prepared = prepare_for_inference(net)
         assert torch.equal(net.ops[0].weight, weights) and isinstance(net.ops[1], torch.nn.BatchNorm2d)
         assert not net.inference_only and prepared.inference_only
-        assert all(p.requires_grad for p in net.parameters()) and not any(p.requires_grad for p in prepared.parameters())
+        assert all(p.requires_grad for p in net.parameters())
+        assert not any(p.requires_grad for p in prepared.parameters())
 
     def test_a_batch_norm_that_cannot_be_folded(self) -> None:
         for ops in ([torch.nn.ReLU(), torch.nn.BatchNorm2d(3, affine=False)],

@@ -73,7 +73,8 @@ def test_the_warm_up_runs_a_vga_quarter_at_the_configured_precision() -> None:
         return (torch.nn.functional.normalize(torch.ones(1, 4, height, width), dim=1),
                 torch.zeros(1, 1, height, width), torch.zeros(1, 1, height, width))
 
-    runner.device, runner.dim, runner.precision = torch.device("cpu"), 4, lambda requested: "fp32"  # type: ignore[attr-defined]
+    runner.device, runner.dim = torch.device("cpu"), 4  # type: ignore[attr-defined]
+    runner.precision = lambda requested: "fp32"  # type: ignore[attr-defined]
     warm_up(runner, ExtractionConfig(min_size=256, max_size=1024, precision="fp32"))  # type: ignore[arg-type]
     assert calls[0] == ((1, 3, 240, 320), "fp32")
 
@@ -84,7 +85,8 @@ def test_a_runner_that_fails_its_warm_up_is_a_load_error() -> None:
     def broken(image: torch.Tensor, precision: str):  # noqa: ANN202
         raise RuntimeError("no kernel for this precision")
 
-    broken.device, broken.dim, broken.precision = torch.device("cpu"), 4, lambda requested: "fp32"  # type: ignore[attr-defined]
+    broken.device, broken.dim = torch.device("cpu"), 4  # type: ignore[attr-defined]
+    broken.precision = lambda requested: "fp32"  # type: ignore[attr-defined]
     with pytest.raises(ModelLoadError, match="^RuntimeError: no kernel for this precision$"):
         warm_up(broken, ExtractionConfig())  # type: ignore[arg-type]
 
@@ -113,5 +115,6 @@ def test_model_problems_found_without_loading(tmp_path: Path, monkeypatch: pytes
     assert model_problem(VALUES) is None  # the bundled model
     assert model_problem({**VALUES, "model": str(tmp_path / "model.pt")}) is None
     assert model_problem({**VALUES, "model": "~/model.pt"}) is None
-    assert model_problem({**VALUES, "model": str(tmp_path / "gone.pt")}) == f"model: no such file {str(tmp_path / 'gone.pt')!r}"
+    gone = str(tmp_path / "gone.pt")
+    assert model_problem({**VALUES, "model": gone}) == f"model: no such file {gone!r}"
     assert model_problem({**VALUES, "device": "cuda"}) == "device 'cuda' requested but no CUDA GPU is available"

@@ -35,7 +35,8 @@ def test_brightness_contrast_gamma_and_noise(seed: int, strength: float) -> None
                                image + same.uniform(-strength, strength) * 255)  # a shift, in fractions of 255
     rng, same = _both(seed)
     factor = same.uniform(1 - strength, 1 + strength)
-    np.testing.assert_allclose(PHOTOMETRIC["contrast"](image, rng, strength), (image - image.mean()) * factor + image.mean())
+    np.testing.assert_allclose(PHOTOMETRIC["contrast"](image, rng, strength),
+                               (image - image.mean()) * factor + image.mean())
     rng, same = _both(seed)
     exponent = 2.0 ** same.uniform(-strength, strength)
     np.testing.assert_allclose(PHOTOMETRIC["gamma"](image, rng, strength),
@@ -108,7 +109,8 @@ def test_results_round_to_the_nearest_level_and_clip_without_wrapping(monkeypatc
     monkeypatch.setitem(PHOTOMETRIC, "brightness", lambda image, rng, strength: image + shift)
     image = np.full((2, 2, 3), level, np.uint8)
     only_brightness = PhotometricConfig(**{**NONE.__dict__, "brightness": 0.5})
-    outputs = {int(photometric_augment(image, np.random.default_rng(seed), only_brightness)[0, 0, 0]) for seed in range(8)}
+    outputs = {int(photometric_augment(image, np.random.default_rng(seed), only_brightness)[0, 0, 0])
+               for seed in range(8)}
     assert outputs == {level, expected}
 
 

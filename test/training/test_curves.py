@@ -24,7 +24,8 @@ def test_curve_of_metrics_alone_or_validation_alone(tmp_path: Path) -> None:
     """11 x 3.8 in at 110 dpi, into a folder made for it, from either log alone."""
     metrics_only, validation_only = tmp_path / "m", tmp_path / "v"
     metrics_only.mkdir(), validation_only.mkdir()
-    (metrics_only / "metrics.csv").write_text("step,total,ap,cosim,peaky,mean_ap\n25,2.0,0.9,0.5,0.4,0.1\n50,1.8,0.8,0.4,0.3,0.2\n")
+    (metrics_only / "metrics.csv").write_text("step,total,ap,cosim,peaky,mean_ap\n"
+                                              "25,2.0,0.9,0.5,0.4,0.1\n50,1.8,0.8,0.4,0.3,0.2\n")
     (validation_only / "validation.csv").write_text("step,val_mma3\n0,0.1\n100,0.2\n")  # no keypoint column
     for run in (metrics_only, validation_only):
         output = tmp_path / "out" / run.name / "curve.png"

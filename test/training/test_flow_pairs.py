@@ -155,7 +155,8 @@ def test_items_depend_only_on_the_seed_and_their_index(tmp_path: Path) -> None:
     assert len(stream) == 2**62
     for g in (0, 4):
         np.testing.assert_array_equal(stream[g]["image2"], same[g]["image2"])
-        expected = make_synthetic_pair(read_rgb(images[stream._image_index(g)]), np.random.default_rng([0, 1, g]), CONFIG)
+        source = read_rgb(images[stream._image_index(g)])
+        expected = make_synthetic_pair(source, np.random.default_rng([0, 1, g]), CONFIG)
         np.testing.assert_array_equal(stream[g]["image2"], expected["image2"])
     assert any(not np.array_equal(stream[g]["image2"], other[g]["image2"]) for g in range(3))
     _shift_flow(tmp_path / "flow.npy", 64, 80, 2.0, 0.0)

@@ -83,4 +83,5 @@ def test_a_pair_that_never_covers_enough_is_refused() -> None:
     # Drawn shifts below ~0.75 of the crop keep a quarter: at least one of three seeds' draws would, so the
     # valid share is raised to what no shift keeps.
     with pytest.raises(ValueError, match="no homography kept 100% of the crop in 3 draws"):
-        make_synthetic_pair(image, np.random.default_rng(1), DataConfig(**{**config.__dict__, "min_valid_fraction": 1.0}))
+        make_synthetic_pair(image, np.random.default_rng(1),
+                            DataConfig(**{**config.__dict__, "min_valid_fraction": 1.0}))

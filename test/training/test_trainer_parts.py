@@ -44,7 +44,8 @@ def test_every_nth_photo_is_held_out_for_validation(synthetic_photos: Path, tmp_
     pairs = trainer._validation_pairs
     assert len(pairs) == 4 and all(pair["image1"].shape == (96, 96, 3) for pair in pairs)  # run.val_size
     extraction = trainer._validation_extraction
-    assert (extraction.reliability_threshold, extraction.repeatability_threshold, extraction.precision) == (0, 0, "fp32")
+    thresholds = (extraction.reliability_threshold, extraction.repeatability_threshold)
+    assert thresholds == (0, 0) and extraction.precision == "fp32"
     assert (tmp_path / "run").is_dir() and trainer.step == 0 and trainer.best_mma == -1.0
     assert not trainer.model.clf.weight.any() and not trainer.model.clf.bias.any()
     assert trainer.optimizer.param_groups[0]["weight_decay"] == trainer.config.optim.weight_decay
@@ -66,7 +67,8 @@ def test_images_are_imagenet_normalised_in_channels_first_order(synthetic_photos
     trainer = _trainer(synthetic_photos, tmp_path)
     images = torch.tensor([[[[0, 128, 255]]]], dtype=torch.uint8)  # one pixel, (B, H, W, 3)
     normalised = trainer._normalise(images)
-    expected = (torch.tensor([0, 128, 255]) / 255 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])  # ImageNet's
+    expected = (torch.tensor([0, 128, 255]) / 255 - mean) / std
     assert normalised.shape == (1, 3, 1, 1) and torch.allclose(normalised.flatten(), expected.float())
     wide = trainer._normalise(torch.zeros(2, 4, 5, 3, dtype=torch.uint8))
     assert wide.shape == (2, 3, 4, 5) and wide.is_contiguous(memory_format=torch.channels_last)
@@ -124,7 +126,8 @@ def test_checkpoints_record_the_step_and_validation_set_and_resume_from_them(syn
     assert checkpoint.meta["step"] == 7 and checkpoint.meta["val_mma3"] == 0.25 and checkpoint.extra["step"] == 7
     validation_set = checkpoint.meta["validation_set"]
     assert validation_set["images"] == [str(synthetic_photos)] and validation_set["seed"] == 0
-    assert set(validation_set) == {"images", "data", "val_pairs", "val_size", "val_threshold", "val_image_every", "seed"}
+    assert set(validation_set) == {"images", "data", "val_pairs", "val_size", "val_threshold", "val_image_every",
+                                   "seed"}
     assert checkpoint.meta["counters"]["nonfinite_steps"] == 2 and checkpoint.config["run"]["steps"] == 2
 
     resumed = _trainer(synthetic_photos, tmp_path, resume=True)

@@ -60,6 +60,7 @@ def test_checkpoints_are_all_read_before_any_is_scored() -> None:
 def test_scores_table_rows() -> None:
     score = CheckpointScore(Path("runs/best.pt"), 1200, 0.61234, (0.5, 0.7), 812.6, -0.0456, (-0.1, 0.012))
     assert scores_table([score]).splitlines() == [
-        "| checkpoint | step | MMA@3 (95% interval) | keypoints per image | minus the first, pair by pair (95% interval) |",
+        "| checkpoint | step | MMA@3 (95% interval) | keypoints per image "
+        "| minus the first, pair by pair (95% interval) |",
         "|---|---|---|---|---|",
         "| runs/best.pt | 1200 | 0.612 (0.500-0.700) | 813 | -0.046 (-0.100 to +0.012) |"]

@@ -35,7 +35,8 @@ def test_colour_map_names_and_heatmap_shapes_are_checked() -> None:
 
 def test_display_rgb_of_every_input_kind() -> None:
     grey16 = np.array([[0, 255, 256, 65535]], np.uint16)
-    np.testing.assert_array_equal(to_display_rgb(grey16), np.repeat(np.array([[0, 0, 1, 255]], np.uint8)[..., None], 3, 2))
+    shifted = np.array([[0, 0, 1, 255]], np.uint8)  # the high byte
+    np.testing.assert_array_equal(to_display_rgb(grey16), np.repeat(shifted[..., None], 3, axis=2))
     floats = np.array([[-0.5, 0.0, 0.49 / 255, 0.51 / 255, 1.0, 1.5]], np.float32)
     np.testing.assert_array_equal(to_display_rgb(floats)[0, :, 1], [0, 0, 0, 1, 255, 255])
     one_channel = np.arange(6, dtype=np.uint8).reshape(2, 3, 1)
@@ -92,6 +93,7 @@ def test_tracks_drawn_as_trails_ending_in_a_dot() -> None:
     trails = [np.array([[5.2, 5.0], [25.0, 5.0], [25.0, 30.4]]), np.array([[50.0, 35.0]])]
     rounded = [[(5, 5), (25, 5), (25, 30)], [(50, 35)]]
     np.testing.assert_array_equal(draw_tracks(image, trails), _expected_tracks(image, rounded, (255, 64, 0)))
-    np.testing.assert_array_equal(draw_tracks(image, trails, (0, 0, 255)), _expected_tracks(image, rounded, (0, 0, 255)))
+    np.testing.assert_array_equal(draw_tracks(image, trails, (0, 0, 255)),
+                                  _expected_tracks(image, rounded, (0, 0, 255)))
     assert draw_tracks(image, trails)[30, 25, 1] > draw_tracks(image, trails)[5, 5, 1]  # the dot at the newest point
     assert not image.any()
