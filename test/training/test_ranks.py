@@ -3,6 +3,7 @@ stand-ins where a GPU or a second process would be needed (fast; test_distribute
 from __future__ import annotations
 
 import datetime
+import logging
 import socket
 from collections.abc import Iterator
 
@@ -64,7 +65,8 @@ def test_torchruns_variables_join_a_gloo_group_on_the_cpu(one_rank_group: Ranks)
     assert not dist.is_initialized()
 
 
-def test_the_group_is_joined_with_an_hour_to_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_group_is_joined_with_an_hour_to_wait(monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
     """Ranks wait at a collective while rank 0 validates and saves: minutes on a CPU, so an hour's timeout;
     NCCL on a GPU, each process on the GPU of its local rank."""
     joined, devices = [], []
@@ -73,7 +75,9 @@ def test_the_group_is_joined_with_an_hour_to_wait(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(distributed, "resolve_device", lambda name: torch.device(name))
     for name, value in {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}.items():
         monkeypatch.setenv(name, value)
+    caplog.set_level(logging.INFO, "r2d2-train")  # the trainer's log, which r2d2-train prints
     assert from_environment("cuda") == Ranks(3, 4, 1, True)
+    assert "rank 3 of 4 (local rank 1) on cuda:1, backend nccl" in caplog.text
     monkeypatch.delenv("LOCAL_RANK")
     assert from_environment("cpu") == Ranks(3, 4, 0, True)  # LOCAL_RANK defaults to 0
     timeout = {"rank": 3, "world_size": 4, "timeout": datetime.timedelta(hours=1)}
