@@ -85,8 +85,8 @@ def _to_features(keypoints: list[cv2.KeyPoint], descriptors: np.ndarray | None, 
         values = np.unpackbits(descriptors[order], axis=1).astype(np.float32) * 2 - 1
     else:
         values = descriptors[order].astype(np.float32)
-        if root:  # RootSIFT: L1-normalise, then square root (Arandjelovic and Zisserman, 2012)
-            values = np.sqrt(values / np.maximum(values.sum(axis=1, keepdims=True), 1e-12))
+        if root:  # RootSIFT (Arandjelovic and Zisserman, 2012): the square root of the L1-normalised descriptor,
+            values = np.sqrt(values)  # which is the square root's L2 normalisation below: the L1 scale cancels
     values /= np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
     points = np.array([[k.pt[0], k.pt[1], k.size] for k in keypoints], np.float32)[order]
     return Features(torch.from_numpy(points), torch.from_numpy(values), torch.from_numpy(responses[order]), size)

@@ -53,6 +53,16 @@ def test_no_keypoints_or_no_descriptors_are_empty_features() -> None:
         assert len(features.scores) == 0 and features.image_size == (8, 6)
 
 
+def test_rootsift_is_sift_square_rooted(textured_image: np.ndarray) -> None:
+    """The same keypoints as SIFT; each descriptor the square root of SIFT's L1-normalised one (a unit vector)."""
+    sift = OpenCVMethod("sift", 60).extract(textured_image)
+    rootsift = OpenCVMethod("rootsift", 60).extract(textured_image)
+    assert torch.equal(sift.keypoints, rootsift.keypoints)
+    l1 = sift.descriptors / sift.descriptors.sum(dim=1, keepdim=True)
+    np.testing.assert_allclose(rootsift.descriptors.numpy(), l1.sqrt().numpy(), atol=1e-6)
+    assert OpenCVMethod("orb").top_k == ExtractionConfig().top_k  # R2D2's default, when none is given
+
+
 @pytest.mark.parametrize("name, dimension", [("sift", 128), ("rootsift", 128), ("orb", 256), ("akaze", 488)])
 def test_opencv_baselines_on_a_textured_image(textured_image: np.ndarray, name: str, dimension: int) -> None:
     method = OpenCVMethod(name, top_k=40)
@@ -101,6 +111,19 @@ def test_onnxruntime_features_are_cached_apart(random_checkpoint: Path) -> None:
     torch_key = R2D2Method(random_checkpoint, config, CPU).key
     onnx = R2D2Method(random_checkpoint, config, CPU, backend=Backend("onnxruntime"))
     assert onnx.key == f"{torch_key}-onnxruntime-cpu-fp32"
+
+
+def test_features_of_onnxruntime_on_a_gpu_are_cached_per_gpu(random_checkpoint: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another GPU's engine computes other numerics: its name ends the key (a stand-in GPU here)."""
+    pytest.importorskip("onnxruntime", reason="backend onnxruntime needs ONNX Runtime")
+    pytest.importorskip("onnx", reason="the export needs onnx")
+    config = ExtractionConfig(min_size=0, max_size=96)
+    method = R2D2Method(random_checkpoint, config, CPU, backend=Backend("onnxruntime"))
+    cpu_key = method.key
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "Orin")
+    method._device = torch.device("cuda")  # as if loaded there
+    assert method.key == f"{cpu_key}-Orin"
 
 
 def test_the_backend_settings_reach_the_runner(random_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
