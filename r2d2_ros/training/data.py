@@ -243,7 +243,7 @@ def read_flow(flow_path: Path, mask_path: Path | None = None) -> np.ndarray:
     if flow_path.suffix == ".npy":
         try:
             flow = np.load(flow_path, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError) as error:  # missing, truncated, or an array of Python objects
+        except (OSError, EOFError, ValueError) as error:  # missing, empty, truncated, or of Python objects
             raise ValueError(f"{flow_path}: not a readable flow array ({error})") from error
         if flow.ndim != 3 or flow.shape[2] != 2:
             raise ValueError(f"{flow_path}: expected an (H, W, 2) array, got {flow.shape}")

@@ -65,6 +65,15 @@ def test_npy_flow_of_another_shape_is_refused(tmp_path: Path, array: np.ndarray)
         read_flow(tmp_path / "flow.npy")
 
 
+@pytest.mark.parametrize("content", [None, b"", b"\x93NUMPY truncated"])
+def test_npy_flow_missing_empty_or_truncated_is_refused(tmp_path: Path, content: bytes | None) -> None:
+    """A ValueError, which the pair streams skip and count: never another exception that would stop training."""
+    if content is not None:
+        (tmp_path / "flow.npy").write_bytes(content)
+    with pytest.raises(ValueError, match="flow.npy: not a readable flow array"):
+        read_flow(tmp_path / "flow.npy")
+
+
 def test_npy_flow_of_python_objects_is_refused(tmp_path: Path) -> None:
     np.save(tmp_path / "flow.npy", np.array([[[1.0, 2.0]]], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError):  # no unpickling of a file from elsewhere
