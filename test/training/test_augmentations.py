@@ -91,14 +91,14 @@ def test_jpeg_quality_from_the_lowest_to_95(seed: int, lowest: int) -> None:
     np.testing.assert_array_equal(PHOTOMETRIC["jpeg"](image, rng, lowest), cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED))
 
 
-NONE = PhotometricConfig(brightness=0, contrast=0, gamma=0, noise=0, blur=0, jpeg=0, exposure=0, colour=0)
+UNCHANGED = PhotometricConfig(brightness=0, contrast=0, gamma=0, noise=0, blur=0, jpeg=0, exposure=0, colour=0)
 
 
 def test_no_change_gives_the_image_back() -> None:
     image = np.random.default_rng(0).integers(0, 256, (8, 10, 3), dtype=np.uint8)
     image[0, 0], image[0, 1] = 0, 255
     for seed in SEEDS:
-        assert np.array_equal(photometric_augment(image, np.random.default_rng(seed), NONE), image)
+        assert np.array_equal(photometric_augment(image, np.random.default_rng(seed), UNCHANGED), image)
 
 
 @pytest.mark.parametrize("level, shift, expected", [(100, 0.6, 101), (100, 0.4, 100), (100, -0.4, 100), (100, -0.6, 99),
@@ -108,7 +108,7 @@ def test_results_round_to_the_nearest_level_and_clip_without_wrapping(monkeypatc
     """A change shifting every pixel by ``shift`` (drawn for about half of the seeds): rounded, clipped to [0, 255]."""
     monkeypatch.setitem(PHOTOMETRIC, "brightness", lambda image, rng, strength: image + shift)
     image = np.full((2, 2, 3), level, np.uint8)
-    only_brightness = PhotometricConfig(**{**NONE.__dict__, "brightness": 0.5})
+    only_brightness = PhotometricConfig(**{**UNCHANGED.__dict__, "brightness": 0.5})
     outputs = {int(photometric_augment(image, np.random.default_rng(seed), only_brightness)[0, 0, 0])
                for seed in range(8)}
     assert outputs == {level, expected}

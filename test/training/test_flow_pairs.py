@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from r2d2_ros.image_io import read_rgb
-from r2d2_ros.training.data import (DataConfig, FlowPairs, PhotometricConfig, SyntheticPairs, make_synthetic_pair,
+from r2d2_ros.training.data import (DataConfig, FlowPairs, SyntheticPairs, make_synthetic_pair,
                                     read_flow)
 
-UNCHANGED = PhotometricConfig(brightness=0, contrast=0, gamma=0, noise=0, blur=0, jpeg=0, exposure=0, colour=0)
+from .test_augmentations import UNCHANGED
+
 CONFIG = DataConfig(crop_size=32, min_source_side=32, max_source_side=64, photometric=UNCHANGED)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -17,13 +16,9 @@ from r2d2_ros.training import distributed
 from r2d2_ros.training.distributed import (BATCH_NORM_CHOICES, SINGLE_PROCESS, Ranks, ShardedSteps, freeze_batch_norm,
                                            from_environment, prepare_batch_norm, resolve_batch_norm)
 
+from .test_distributed import _free_port
+
 CPU, GPU = torch.device("cpu"), torch.device("cuda", 0)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

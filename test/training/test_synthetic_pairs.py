@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from r2d2_ros.geometry import HomographyConfig, homography_flow
-from r2d2_ros.training.data import (DataConfig, PhotometricConfig, _rescale_source, list_images,
+from r2d2_ros.training.data import (DataConfig, _rescale_source, list_images,
                                     make_synthetic_pair)
+
+from .test_augmentations import UNCHANGED
 
 STILL = HomographyConfig(max_log2_scale=0, max_log2_aspect=0, rotation_probability=0, max_rotation_deg=0,
                          max_tilt=0, max_translation=0)
-UNCHANGED = PhotometricConfig(brightness=0, contrast=0, gamma=0, noise=0, blur=0, jpeg=0, exposure=0, colour=0)
 
 
 def test_photos_of_every_folder_in_order(tmp_path: Path) -> None:

@@ -13,17 +13,10 @@ import torch
 
 from r2d2_ros.model import load_checkpoint, save_checkpoint
 from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
-from r2d2_ros.training import Trainer, load_config
 from r2d2_ros.training.data import FlowPairs, SyntheticPairs
 from r2d2_ros.training.trainer import PairForward, _MixedPairs
 
-from .test_trainer import TINY
-from .test_trainer_synthetic import synthetic_photos  # noqa: F401 (a fixture)
-
-
-def _trainer(photos: Path, output: Path, *extra: str, **kwargs: object) -> Trainer:
-    return Trainer(load_config(None, [f"images=[{photos}]", f"run.output={output}", *TINY, "run.val_pairs=2",
-                                      "run.steps=2", "run.val_every=100", *extra]), **kwargs)
+from .test_trainer_synthetic import _trainer, synthetic_photos  # noqa: F401 (a fixture)
 
 
 class _Writer:

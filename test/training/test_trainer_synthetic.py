@@ -28,9 +28,10 @@ def synthetic_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _trainer(photos: Path, output: Path, *extra: str) -> Trainer:
+def _trainer(photos: Path, output: Path, *extra: str, **kwargs: object) -> Trainer:
+    """A two-step run on the tiny settings; ``kwargs`` go to :class:`Trainer` (resume, resume_from)."""
     return Trainer(load_config(None, [f"images=[{photos}]", f"run.output={output}", *TINY, "run.val_pairs=2",
-                                      "run.steps=2", "run.val_every=100", *extra]))
+                                      "run.steps=2", "run.val_every=100", *extra]), **kwargs)
 
 
 def _learnable(trainer: Trainer) -> dict[str, torch.Tensor]:
