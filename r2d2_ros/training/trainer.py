@@ -61,6 +61,16 @@ def resolve_amp(amp: str, device: torch.device, cpuinfo: str | None = None) -> t
     return _AMP[amp]
 
 
+def distractor_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of the loss's distractor draws at a global step on a rank.
+
+    A function of the step, so a resumed run draws what the interrupted one would have. Rank 0 keeps
+    the single-process stream; other ranks' are 2^40 seeds away, far beyond any step count, so no two
+    ranks or steps share one; runs with other seeds are 1,000,003 (a prime) seeds apart.
+    """
+    return seed * 1_000_003 + step + (rank << 40)
+
+
 class PairForward(nn.Module):
     """Both images of a pair through the network, one after the other (batch-norm statistics updated twice).
 
@@ -209,10 +219,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.step, self.config.optim, self.config.run.steps)
         amp = self.amp_dtype
-        # The distractor draws: rank 0 keeps the single-process stream; other ranks' are 2^40 seeds
-        # away, far beyond any step count, so no two ranks or steps share one.
-        seed = self.config.run.seed * 1_000_003 + self.step + (self.ranks.rank << 40)
-        generator = torch.Generator(device=self.device).manual_seed(seed)
+        generator = torch.Generator(device=self.device).manual_seed(
+            distractor_seed(self.config.run.seed, self.step, self.ranks.rank))
         with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
             out1, out2 = self.pair_forward(self._normalise(batch["image1"]), self._normalise(batch["image2"]))
         out1, out2 = (R2D2Output(o.descriptors.float(), o.reliability.float(), o.repeatability.float())

@@ -3,7 +3,11 @@ stops, saves and resumes, and a two-step run (no ROS; the long runs are in test_
 from __future__ import annotations
 
 import csv
+import logging
 import math
+import shutil
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +18,8 @@ import torch
 from r2d2_ros.model import load_checkpoint, save_checkpoint
 from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
 from r2d2_ros.training.data import FlowPairs, SyntheticPairs
-from r2d2_ros.training.trainer import PairForward, _MixedPairs
+from r2d2_ros.training.trainer import (PairForward, Trainer, _ignore_stop_signals, _MixedPairs, _tensorboard,
+                                       distractor_seed)
 
 from .test_trainer_synthetic import _trainer, synthetic_photos  # noqa: F401 (a fixture)
 
@@ -159,3 +164,127 @@ def test_a_two_step_run_logs_validates_and_saves(synthetic_photos: Path, tmp_pat
     assert float(row["steps_per_s"]) > 0 and np.isfinite(float(row["total"]))
     assert (tmp_path / "best.pt").is_file() and trainer.best_mma >= 0
     assert load_checkpoint(tmp_path / "best.pt").meta["val_mma3"] == trainer.best_mma
+
+
+def _record_saves(trainer: Trainer, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """(file name, step) of every checkpoint the trainer writes from now on (they are still written)."""
+    saves: list[tuple[str, int]] = []
+    save = trainer.save
+
+    def recording(path: Path, validation_mma: float | None = None) -> None:
+        saves.append((path.name, trainer.step))
+        save(path, validation_mma)
+
+    monkeypatch.setattr(trainer, "save", recording)
+    return saves
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_a_four_step_run_logs_validates_and_saves_when_due_and_a_resumed_one_goes_on(
+        synthetic_photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    every_two = ["run.steps=4", "run.log_every=2", "run.val_every=2", "run.checkpoint_every=2", "optim.warmup_steps=4",
+                 "loss.reliability_warmup_steps=1", "loss.reliability_ramp_steps=4"]
+    trainer = _trainer(synthetic_photos, tmp_path, *every_two)
+    saves, totals = _record_saves(trainer, monkeypatch), []
+    train_step = trainer.train_step
+
+    def recording_step(batch: dict[str, torch.Tensor]):  # noqa: ANN202 (a StepResult)
+        result = train_step(batch)
+        totals.append(result.terms["total"])
+        return result
+
+    monkeypatch.setattr(trainer, "train_step", recording_step)
+    trainer.fit()
+    assert [row["step"] for row in _rows(tmp_path / "validation.csv")] == ["0", "2", "4"]
+    rows = _rows(tmp_path / "metrics.csv")
+    assert [row["step"] for row in rows] == ["2", "4"]
+    # Each row holds the mean of the steps since the last one, the learning rate of the last step taken
+    # (warm-up: lr * (s + 1) / 4 at step s) and the reliability weight it was trained with (ramp from step 1).
+    assert [float(row["total"]) for row in rows] == pytest.approx([np.mean(totals[:2]), np.mean(totals[2:])])
+    assert [float(row["lr"]) for row in rows] == pytest.approx([0.0005, 0.001])
+    assert [float(row["reliability_weight"]) for row in rows] == [0.0, 0.5]
+    assert [step for name, step in saves if name == "last.pt"] == [2, 4, 4]  # when due, and at the end
+    assert {name for name, _ in saves} <= {"last.pt", "best.pt"}
+
+    resumed = _trainer(synthetic_photos, tmp_path, *every_two, "run.steps=5", resume=True)
+    assert resumed.fit() == tmp_path / "last.pt" and resumed.step == 5
+    # No second baseline validation at the resumed step: only the last step's.
+    assert [row["step"] for row in _rows(tmp_path / "validation.csv")] == ["0", "2", "4", "5"]
+    assert [row["step"] for row in _rows(tmp_path / "metrics.csv")] == ["2", "4", "5"]
+
+
+def test_the_time_limit_stops_after_the_step_it_passes_with_a_checkpoint(synthetic_photos: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = _trainer(synthetic_photos, tmp_path, "run.steps=5", "run.checkpoint_every=100",
+                       "run.time_limit_minutes=0.000001")  # 60 microseconds: less than any step
+    saves = _record_saves(trainer, monkeypatch)
+    assert trainer.fit() == tmp_path / "last.pt" and trainer.step == 1
+    assert [step for name, step in saves if name == "last.pt"] == [1, 1]  # at the stop, and on leaving the loop
+    assert load_checkpoint(tmp_path / "last.pt").extra["step"] == 1
+
+
+def test_best_pt_is_written_only_when_the_score_improves(synthetic_photos: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = _trainer(synthetic_photos, tmp_path)
+    saves = _record_saves(trainer, monkeypatch)
+    scores = iter([0.0, 0.25, 0.25, 0.5, 0.375])
+    monkeypatch.setattr(trainer, "validate", lambda: {"val_mma3": next(scores), "val_keypoints": 10.0})
+    for step in range(5):
+        trainer.step = step
+        trainer._validate_and_keep_best(None)
+    assert saves == [("best.pt", 0), ("best.pt", 1), ("best.pt", 3)]  # 0 beats the initial -1; ties do not count
+    assert trainer.best_mma == 0.5 and load_checkpoint(tmp_path / "best.pt").meta["val_mma3"] == 0.5
+    assert [row["val_mma3"] for row in _rows(tmp_path / "validation.csv")] == ["0.0", "0.25", "0.25", "0.5", "0.375"]
+
+
+def test_a_validation_photo_that_cannot_be_read_is_skipped_and_counted(synthetic_photos: Path,
+                                                                       tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    shutil.copytree(synthetic_photos, photos)
+    (photos / "a_corrupt.png").write_bytes(b"not a png")  # first in sorted order: a validation photo
+    # Validation pairs larger than any source side the training data allows (128): sources are enlarged to fit.
+    trainer = _trainer(photos, tmp_path / "run", "run.val_image_every=5", "run.val_pairs=4", "run.val_size=160")
+    assert trainer.validation_images == [photos / "a_corrupt.png", photos / "photo4.png", photos / "photo9.png"]
+    assert trainer.counters["skipped_images"] == 2  # pairs 0 and 3 come from the corrupt photo
+    assert [pair["image1"].shape for pair in trainer._validation_pairs] == [(160, 160, 3)] * 2
+
+
+def test_checkpoints_say_when_they_were_saved(synthetic_photos: Path, tmp_path: Path) -> None:
+    trainer = _trainer(synthetic_photos, tmp_path)
+    trainer.save(tmp_path / "last.pt")
+    saved_at = load_checkpoint(tmp_path / "last.pt").meta["saved_at"]
+    assert time.strptime(saved_at, "%Y-%m-%dT%H:%M:%S")  # ISO 8601, to the second
+
+
+def test_distractor_seeds_differ_for_every_step_rank_and_seed() -> None:
+    assert distractor_seed(0, 5, 0) == 5  # rank 0 of seed 0: the step itself, as a single process draws
+    assert distractor_seed(2, 0, 0) == 2 * 1_000_003 and distractor_seed(0, 0, 3) == 3 * 2**40
+    seeds = {distractor_seed(seed, step, rank) for seed in range(3) for step in range(0, 10**6, 997)
+             for rank in range(4)}
+    assert len(seeds) == 3 * len(range(0, 10**6, 997)) * 4
+
+
+def test_data_workers_leave_stop_signals_to_the_main_process() -> None:
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _ignore_stop_signals(0)
+        assert [signal.getsignal(sig) for sig in previous] == [signal.SIG_IGN, signal.SIG_IGN]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def test_tensorboard_logging_is_optional(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    writer = _tensorboard(tmp_path)
+    writer.add_scalar("total", 1.0, 0)
+    writer.close()
+    assert list((tmp_path / "tensorboard").iterdir())  # an event file
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if the package were not installed
+    with caplog.at_level(logging.INFO, logger="r2d2-train"):
+        assert _tensorboard(tmp_path / "without") is None
+    assert "tensorboard is not installed" in caplog.text and not (tmp_path / "without").exists()
