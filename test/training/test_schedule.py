@@ -55,6 +55,7 @@ def test_training_precision_choice() -> None:
     assert resolve_amp("auto", torch.device("cuda"), AVX2_CPU) == torch.bfloat16
     assert resolve_amp("none", cpu, AVX512_BF16_CPU) is None
     assert resolve_amp("bf16", cpu, AVX2_CPU) == torch.bfloat16  # asked for explicitly
+    assert resolve_amp("fp16", torch.device("cuda")) == torch.float16  # the device's type only: no GPU needed
     with pytest.raises(ValueError, match="needs a GPU"):
         resolve_amp("fp16", cpu)
 
