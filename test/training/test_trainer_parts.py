@@ -5,21 +5,27 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import re
 import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
 
+from r2d2_ros.features import Features
 from r2d2_ros.model import load_checkpoint, save_checkpoint
 from r2d2_ros.model.nets import Quad_L2Net_ConfCFS
 from r2d2_ros.training.data import FlowPairs, SyntheticPairs
-from r2d2_ros.training.trainer import (PairForward, Trainer, _ignore_stop_signals, _MixedPairs, _tensorboard,
-                                       distractor_seed)
+from r2d2_ros.training.distributed import SINGLE_PROCESS, Ranks
+from r2d2_ros.training.trainer import (PairForward, StepResult, Trainer, _ignore_stop_signals, _MixedPairs,
+                                       _tensorboard, distractor_seed)
 
 from .test_trainer_synthetic import _trainer, synthetic_photos  # noqa: F401 (a fixture)
 
@@ -95,13 +101,16 @@ def test_rows_are_logged_with_one_header_and_finite_numbers_to_tensorboard(synth
     assert writer.scalars == [("total", 1.5, 5), ("total", 1.25, 10), ("mean_ap", 0.5, 10)]
 
 
-def test_a_signal_or_the_time_limit_stops_and_skipped_images_add_up(synthetic_photos: Path, tmp_path: Path) -> None:
+def test_a_signal_or_the_time_limit_stops_and_skipped_images_add_up(synthetic_photos: Path, tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
     trainer = _trainer(synthetic_photos, tmp_path)
     trainer.counters["skipped_images"] = 0
     assert not trainer._agree_to_stop(math.inf, 2) and trainer.counters["skipped_images"] == 2
     assert trainer._agree_to_stop(time.monotonic() - 1, 1) and trainer.counters["skipped_images"] == 3
     later = _trainer(synthetic_photos, tmp_path / "later")
-    later._request_stop(15, None)
+    with caplog.at_level(logging.WARNING, logger="r2d2-train"):
+        later._request_stop(15, None)
+    assert caplog.messages == ["signal 15: saving a checkpoint at the end of this step"]
     assert later._stop_requested and later._agree_to_stop(math.inf, 0)
 
 
@@ -115,8 +124,8 @@ def test_validation_of_a_network_that_finds_nothing_scores_zero(synthetic_photos
     assert trainer.validate() == {"val_mma3": 0.0, "val_keypoints": 0.0}
 
 
-def test_checkpoints_record_the_step_and_validation_set_and_resume_from_them(synthetic_photos: Path,
-                                                                            tmp_path: Path) -> None:
+def test_checkpoints_record_the_step_and_validation_set_and_resume_from_them(
+        synthetic_photos: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     trainer = _trainer(synthetic_photos, tmp_path)
     trainer.step, trainer.best_mma, trainer.counters["nonfinite_steps"] = 7, 0.25, 2
     trainer.save(tmp_path / "last.pt", validation_mma=0.25)
@@ -128,23 +137,31 @@ def test_checkpoints_record_the_step_and_validation_set_and_resume_from_them(syn
                                    "seed"}
     assert checkpoint.meta["counters"]["nonfinite_steps"] == 2 and checkpoint.config["run"]["steps"] == 2
 
-    resumed = _trainer(synthetic_photos, tmp_path, resume=True)
+    with caplog.at_level(logging.INFO, logger="r2d2-train"):
+        resumed = _trainer(synthetic_photos, tmp_path, resume=True)
     assert (resumed.step, resumed.best_mma, resumed.counters["nonfinite_steps"]) == (7, 0.25, 2)
-    other_pairs = _trainer(synthetic_photos, tmp_path / "other", "run.val_pairs=3", resume_from=tmp_path / "last.pt")
+    assert caplog.messages[-1] == f"resumed from {tmp_path / 'last.pt'} at step 7"
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="r2d2-train"):
+        other_pairs = _trainer(synthetic_photos, tmp_path / "other", "run.val_pairs=3",
+                               resume_from=tmp_path / "last.pt")
     assert other_pairs.step == 7 and other_pairs.best_mma == -1.0  # validated on other pairs: chosen anew
+    assert f"{tmp_path / 'last.pt'} was validated on other pairs: best.pt is chosen anew on these" in caplog.messages
 
 
-def test_an_exported_checkpoint_continues_at_its_step_with_a_fresh_optimizer(synthetic_photos: Path,
-                                                                            tmp_path: Path) -> None:
+def test_an_exported_checkpoint_continues_at_its_step_with_a_fresh_optimizer(
+        synthetic_photos: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     trainer = _trainer(synthetic_photos, tmp_path)
     save_checkpoint(tmp_path / "exported.pt", trainer.model, meta={"step": 40})
-    resumed = _trainer(synthetic_photos, tmp_path / "run", resume_from=tmp_path / "exported.pt")
+    with caplog.at_level(logging.INFO, logger="r2d2-train"):
+        resumed = _trainer(synthetic_photos, tmp_path / "run", resume_from=tmp_path / "exported.pt")
     assert resumed.step == 40 and resumed.best_mma == -1.0 and not resumed.optimizer.state
+    assert f"{tmp_path / 'exported.pt'} has no optimizer state: Adam restarts at step 40" in caplog.messages
     save_checkpoint(tmp_path / "no_step.pt", trainer.model)
     assert _trainer(synthetic_photos, tmp_path / "run2", resume_from=tmp_path / "no_step.pt").step == 0
     save_checkpoint(tmp_path / "n16.pt", Quad_L2Net_ConfCFS())
-    with pytest.raises(ValueError, match=r"n16.pt holds Quad_L2Net_ConfCFS\(\), this run trains "
-                                         r"Fast_Quad_L2Net_ConfCFS\(\)"):
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path))}/n16.pt holds Quad_L2Net_ConfCFS\(\), "
+                                         r"this run trains Fast_Quad_L2Net_ConfCFS\(\)$"):
         trainer.read_checkpoint(tmp_path / "n16.pt")
 
 
@@ -209,6 +226,10 @@ def test_a_four_step_run_logs_validates_and_saves_when_due_and_a_resumed_one_goe
     assert [float(row["reliability_weight"]) for row in rows] == [0.0, 0.5]
     assert [step for name, step in saves if name == "last.pt"] == [2, 4, 4]  # when due, and at the end
     assert {name for name, _ in saves} <= {"last.pt", "best.pt"}
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()  # written and closed by fit
+    assert [event.step for event in events.Scalars("total")] == [2, 4]
+    assert [event.step for event in events.Scalars("val_mma3")] == [0, 2, 4]
 
     resumed = _trainer(synthetic_photos, tmp_path, *every_two, "run.steps=5", resume=True)
     assert resumed.fit() == tmp_path / "last.pt" and resumed.step == 5
@@ -217,26 +238,58 @@ def test_a_four_step_run_logs_validates_and_saves_when_due_and_a_resumed_one_goe
     assert [row["step"] for row in _rows(tmp_path / "metrics.csv")] == ["2", "4", "5"]
 
 
-def test_the_time_limit_stops_after_the_step_it_passes_with_a_checkpoint(synthetic_photos: Path, tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    trainer = _trainer(synthetic_photos, tmp_path, "run.steps=5", "run.checkpoint_every=100",
-                       "run.time_limit_minutes=0.000001")  # 60 microseconds: less than any step
+class _Clock:
+    """Stands in for the trainer's ``time`` module: a monotonic clock that moves only when told."""
+
+    strftime = staticmethod(time.strftime)
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("seconds_per_step", [20.25, 30.0])
+def test_the_time_limit_stops_after_the_step_that_passes_it_with_a_checkpoint(
+        synthetic_photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        seconds_per_step: float) -> None:
+    """A one-minute limit on a run resumed at step 1: 20.25 s steps pass it at 60.75 s, 30 s steps reach it
+    exactly at 60 s (not past it) and pass it at 90 s; either way the run stops after step 4 with last.pt."""
+    trainer = _trainer(synthetic_photos, tmp_path, "run.steps=10", "run.time_limit_minutes=1", "run.log_every=1",
+                       "run.checkpoint_every=100")
+    trainer.step = 1  # as resumed: no baseline validation, and the speed counts the steps of this chunk only
+    clock = _Clock(1000.0)
+    monkeypatch.setattr("r2d2_ros.training.trainer.time", clock)
+
+    def timed_step(batch: dict[str, torch.Tensor]) -> StepResult:
+        clock.now += seconds_per_step
+        return StepResult({"total": 1.0, "mean_ap": 0.5}, skipped=False)
+
+    monkeypatch.setattr(trainer, "train_step", timed_step)
     saves = _record_saves(trainer, monkeypatch)
-    assert trainer.fit() == tmp_path / "last.pt" and trainer.step == 1
-    assert [step for name, step in saves if name == "last.pt"] == [1, 1]  # at the stop, and on leaving the loop
-    assert load_checkpoint(tmp_path / "last.pt").extra["step"] == 1
+    with caplog.at_level(logging.INFO, logger="r2d2-train"):
+        assert trainer.fit() == tmp_path / "last.pt" and trainer.step == 4
+    assert saves == [("last.pt", 4), ("last.pt", 4)]  # at the stop, and on leaving the loop
+    assert "time limit of 1 minutes reached at step 4" in caplog.messages
+    rows = _rows(tmp_path / "metrics.csv")
+    assert [row["step"] for row in rows] == ["2", "3", "4"] and not (tmp_path / "validation.csv").exists()
+    assert [float(row["steps_per_s"]) for row in rows] == pytest.approx([1 / seconds_per_step] * 3)
 
 
 def test_best_pt_is_written_only_when_the_score_improves(synthetic_photos: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
     trainer = _trainer(synthetic_photos, tmp_path)
     saves = _record_saves(trainer, monkeypatch)
     scores = iter([0.0, 0.25, 0.25, 0.5, 0.375])
     monkeypatch.setattr(trainer, "validate", lambda: {"val_mma3": next(scores), "val_keypoints": 10.0})
-    for step in range(5):
-        trainer.step = step
-        trainer._validate_and_keep_best(None)
+    with caplog.at_level(logging.INFO, logger="r2d2-train"):
+        for step in range(5):
+            trainer.step = step
+            trainer._validate_and_keep_best(None)
     assert saves == [("best.pt", 0), ("best.pt", 1), ("best.pt", 3)]  # 0 beats the initial -1; ties do not count
+    assert caplog.messages[-1] == "step 4: validation MMA@3 0.3750 (best 0.5000), 10 keypoints per image"
     assert trainer.best_mma == 0.5 and load_checkpoint(tmp_path / "best.pt").meta["val_mma3"] == 0.5
     assert [row["val_mma3"] for row in _rows(tmp_path / "validation.csv")] == ["0.0", "0.25", "0.25", "0.5", "0.375"]
 
@@ -288,3 +341,109 @@ def test_tensorboard_logging_is_optional(tmp_path: Path, monkeypatch: pytest.Mon
     with caplog.at_level(logging.INFO, logger="r2d2-train"):
         assert _tensorboard(tmp_path / "without") is None
     assert "tensorboard is not installed" in caplog.text and not (tmp_path / "without").exists()
+
+
+def test_the_precision_is_logged_and_used_for_the_forward_pass(synthetic_photos: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr("r2d2_ros.device.cpu_has_native_bf16", lambda cpuinfo=None: True)
+    expected = {"none": ("device cpu, autocast off (fp32)", False),
+                "bf16": ("device cpu, autocast torch.bfloat16", True),  # asked for: no note on the CPU's bf16
+                "auto": ("device cpu, autocast torch.bfloat16 (amp=auto: native bf16 on this CPU)", True)}
+    for amp, (message, autocast) in expected.items():
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="r2d2-train"):
+            trainer = _trainer(synthetic_photos, tmp_path / amp, f"run.amp={amp}")
+        assert caplog.messages == [message] and not trainer.scaler.is_enabled()  # loss scaling is for fp16 only
+        seen = []
+        pair_forward = trainer.pair_forward
+
+        def recording_forward(image1: torch.Tensor, image2: torch.Tensor):  # noqa: ANN202
+            seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+            return pair_forward(image1, image2)
+
+        trainer.pair_forward = recording_forward
+        trainer.train_step(next(iter(trainer._loader(0))))
+        assert seen[0][0] is autocast and (not autocast or seen[0][1] == torch.bfloat16), amp
+
+
+def test_batch_norm_statistics_update_unless_frozen(synthetic_photos: Path, tmp_path: Path) -> None:
+    for choice, updates in (("local", True), ("frozen", False)):
+        trainer = _trainer(synthetic_photos, tmp_path / choice, f"run.batch_norm={choice}")
+        norm = next(module for module in trainer.model.modules() if isinstance(module, nn.BatchNorm2d))
+        before = norm.running_mean.clone()
+        trainer.train_step(next(iter(trainer._loader(0))))
+        assert (not torch.equal(norm.running_mean, before)) is updates, choice
+
+
+def test_each_skipped_step_is_counted_logged_and_leaves_no_gradient(synthetic_photos: Path, tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    trainer = _trainer(synthetic_photos, tmp_path)
+    trainer.step = 3
+    weight = trainer.model.ops[0].weight
+    weight.grad = torch.ones_like(weight)
+    with caplog.at_level(logging.WARNING, logger="r2d2-train"):
+        first = trainer._skip({"total": float("nan")})
+        second = trainer._skip({"total": float("inf")})
+    assert first.skipped and second.skipped and trainer.counters["nonfinite_steps"] == 2
+    assert weight.grad is None
+    assert caplog.messages == ["step 3: non-finite loss or gradient, step skipped ({'total': nan})",
+                               "step 3: non-finite loss or gradient, step skipped ({'total': inf})"]
+
+
+def test_the_loader_leaves_stop_signals_to_the_main_process_and_pins_no_cpu_memory(synthetic_photos: Path,
+                                                                                   tmp_path: Path) -> None:
+    loader = _trainer(synthetic_photos, tmp_path)._loader(0)
+    assert loader.worker_init_fn is _ignore_stop_signals and loader.num_workers == 0 and loader.pin_memory is False
+
+
+@dataclass(frozen=True)
+class _TwinRanks(Ranks):
+    """Two ranks with the same loss, without a process group: a sum over them is twice this rank's values."""
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        return values * 2
+
+
+def test_the_logged_terms_are_the_means_over_the_ranks(synthetic_photos: Path, tmp_path: Path) -> None:
+    single = _trainer(synthetic_photos, tmp_path / "single")
+    batch = next(iter(single._loader(0)))
+    twin = _trainer(synthetic_photos, tmp_path / "twin", ranks=_TwinRanks(0, 2, 0, False))
+    assert single.ranks is SINGLE_PROCESS
+    assert twin.train_step(batch).terms == pytest.approx(single.train_step(batch).terms)
+    other = _trainer(synthetic_photos, tmp_path / "rank1", ranks=_TwinRanks(1, 2, 0, False))
+    # Rank 0 alone validates and writes.
+    assert other._validation_pairs == [] and not (tmp_path / "rank1").exists()
+
+
+def _features(points: list[tuple[float, float]], descriptors: torch.Tensor) -> Features:
+    keypoints = torch.tensor([(x, y, 8.0) for x, y in points], dtype=torch.float32).reshape(-1, 3)
+    return Features(keypoints, descriptors, torch.ones(len(points)), (96, 96))
+
+
+def test_validation_scores_each_pair_by_its_mutual_matches_within_3_pixels(synthetic_photos: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-in features: image 2's points are image 1's moved by the pair's homography (x + 5, y - 2), in
+    reverse order (their descriptors too), then 0, 2.9, 3.5 and 10 px off; a pair with an empty image scores 0."""
+    trainer = _trainer(synthetic_photos, tmp_path)
+    shift = np.array([[1.0, 0, 5], [0, 1, -2], [0, 0, 1]])
+    trainer._validation_pairs = [{"image1": "textured", "image2": "empty", "homography": shift},
+                                 {"image1": "textured", "image2": "moved", "homography": shift},
+                                 {"image1": "empty", "image2": "moved", "homography": shift}]
+    points = [(10.0, 10.0), (20.0, 10.0), (30.0, 10.0), (40.0, 10.0)]
+    offsets = [0.0, 2.9, 3.5, 10.0]
+    moved = [(x + 5 + offset, y - 2) for (x, y), offset in zip(points, offsets)][::-1]
+    features = {"textured": _features(points, torch.eye(4)), "moved": _features(moved, torch.eye(4).flip(0)),
+                "empty": _features([], torch.zeros(0, 4))}
+    calls = []
+
+    def stand_in_extraction(model: nn.Module, image: str, config: object) -> Features:
+        calls.append((model, config))
+        return features[image]
+
+    monkeypatch.setattr("r2d2_ros.training.trainer.extract_multiscale", stand_in_extraction)
+    trainer.model.train()
+    assert trainer.validation_accuracies() == ([0.0, 0.5, 0.0], [4, 0, 4, 4, 0, 4])
+    assert not trainer.model.training
+    assert all(model is trainer.model and config is trainer._validation_extraction for model, config in calls)
+    assert trainer.validate() == pytest.approx({"val_mma3": 0.5 / 3, "val_keypoints": 16 / 6})
