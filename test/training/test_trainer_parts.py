@@ -33,14 +33,18 @@ from .test_trainer_synthetic import _trainer, synthetic_photos  # noqa: F401 (a 
 class _Writer:
     def __init__(self) -> None:
         self.scalars: list[tuple[str, float, int]] = []
+        self.closed = False
 
     def add_scalar(self, key: str, value: float, step: int) -> None:
         self.scalars.append((key, value, step))
 
+    def close(self) -> None:
+        self.closed = True
+
 
 def test_every_nth_photo_is_held_out_for_validation(synthetic_photos: Path, tmp_path: Path) -> None:
-    trainer = _trainer(synthetic_photos, tmp_path / "run", "run.val_image_every=3", "run.val_pairs=4",
-                       "model.reset_reliability=true")
+    trainer = _trainer(synthetic_photos, tmp_path / "runs" / "first", "run.val_image_every=3", "run.val_pairs=4",
+                       "model.reset_reliability=true")  # an output folder whose parent does not exist yet
     photos = sorted(synthetic_photos.glob("*.png"))
     assert trainer.validation_images == photos[::3]  # photos 0, 3, 6 and 9
     assert isinstance(trainer.dataset, SyntheticPairs) and trainer.dataset.images == [
@@ -50,7 +54,7 @@ def test_every_nth_photo_is_held_out_for_validation(synthetic_photos: Path, tmp_
     extraction = trainer._validation_extraction
     thresholds = (extraction.reliability_threshold, extraction.repeatability_threshold)
     assert thresholds == (0, 0) and extraction.precision == "fp32"
-    assert (tmp_path / "run").is_dir() and trainer.step == 0 and trainer.best_mma == -1.0
+    assert (tmp_path / "runs" / "first").is_dir() and trainer.step == 0 and trainer.best_mma == -1.0
     assert not trainer.model.clf.weight.any() and not trainer.model.clf.bias.any()
     assert trainer.optimizer.param_groups[0]["weight_decay"] == trainer.config.optim.weight_decay
 
@@ -127,6 +131,7 @@ def test_validation_of_a_network_that_finds_nothing_scores_zero(synthetic_photos
 def test_checkpoints_record_the_step_and_validation_set_and_resume_from_them(
         synthetic_photos: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     trainer = _trainer(synthetic_photos, tmp_path)
+    trainer.train_step(next(iter(trainer._loader(0))))  # Adam's moments, to be resumed
     trainer.step, trainer.best_mma, trainer.counters["nonfinite_steps"] = 7, 0.25, 2
     trainer.save(tmp_path / "last.pt", validation_mma=0.25)
     checkpoint = load_checkpoint(tmp_path / "last.pt")
@@ -141,6 +146,9 @@ def test_checkpoints_record_the_step_and_validation_set_and_resume_from_them(
         resumed = _trainer(synthetic_photos, tmp_path, resume=True)
     assert (resumed.step, resumed.best_mma, resumed.counters["nonfinite_steps"]) == (7, 0.25, 2)
     assert caplog.messages[-1] == f"resumed from {tmp_path / 'last.pt'} at step 7"
+    moments = [state["exp_avg"] for state in resumed.optimizer.state.values()]
+    assert len(moments) == len(trainer.optimizer.state) > 0
+    assert all(torch.equal(a, b["exp_avg"]) for a, b in zip(moments, trainer.optimizer.state.values()))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="r2d2-train"):
         other_pairs = _trainer(synthetic_photos, tmp_path / "other", "run.val_pairs=3",
@@ -159,6 +167,8 @@ def test_an_exported_checkpoint_continues_at_its_step_with_a_fresh_optimizer(
     assert f"{tmp_path / 'exported.pt'} has no optimizer state: Adam restarts at step 40" in caplog.messages
     save_checkpoint(tmp_path / "no_step.pt", trainer.model)
     assert _trainer(synthetic_photos, tmp_path / "run2", resume_from=tmp_path / "no_step.pt").step == 0
+    save_checkpoint(tmp_path / "no_best.pt", trainer.model, meta={"validation_set": trainer._validation_set()})
+    assert _trainer(synthetic_photos, tmp_path / "run3", resume_from=tmp_path / "no_best.pt").best_mma == -1.0
     save_checkpoint(tmp_path / "n16.pt", Quad_L2Net_ConfCFS())
     with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path))}/n16.pt holds Quad_L2Net_ConfCFS\(\), "
                                          r"this run trains Fast_Quad_L2Net_ConfCFS\(\)$"):
@@ -250,6 +260,38 @@ class _Clock:
         return self.now
 
 
+class _Progress:
+    """Stands in for tqdm's progress bar (which shows nothing where stderr is not a terminal, as in tests)."""
+
+    def __init__(self, **options: object) -> None:
+        self.options, self.postfix, self.closed = options, {}, False
+        self.n = int(options["initial"])
+
+    def update(self, steps: int) -> None:
+        self.n += steps
+
+    def set_postfix(self, **values: str) -> None:
+        self.postfix = values
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _stand_in_progress(monkeypatch: pytest.MonkeyPatch) -> list[_Progress]:
+    bars: list[_Progress] = []
+
+    def progress(**options: object) -> _Progress:
+        bars.append(_Progress(**options))
+        return bars[-1]
+
+    monkeypatch.setattr("r2d2_ros.training.trainer.tqdm", progress)
+    return bars
+
+
+def _constant_step(batch: dict[str, torch.Tensor]) -> StepResult:
+    return StepResult({"total": 1.0, "mean_ap": 0.5}, skipped=False)
+
+
 @pytest.mark.parametrize("seconds_per_step", [20.25, 30.0])
 def test_the_time_limit_stops_after_the_step_that_passes_it_with_a_checkpoint(
         synthetic_photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
@@ -264,10 +306,11 @@ def test_the_time_limit_stops_after_the_step_that_passes_it_with_a_checkpoint(
 
     def timed_step(batch: dict[str, torch.Tensor]) -> StepResult:
         clock.now += seconds_per_step
-        return StepResult({"total": 1.0, "mean_ap": 0.5}, skipped=False)
+        return _constant_step(batch)
 
     monkeypatch.setattr(trainer, "train_step", timed_step)
-    saves = _record_saves(trainer, monkeypatch)
+    saves, writer, bars = _record_saves(trainer, monkeypatch), _Writer(), _stand_in_progress(monkeypatch)
+    monkeypatch.setattr("r2d2_ros.training.trainer._tensorboard", lambda output: writer)
     with caplog.at_level(logging.INFO, logger="r2d2-train"):
         assert trainer.fit() == tmp_path / "last.pt" and trainer.step == 4
     assert saves == [("last.pt", 4), ("last.pt", 4)]  # at the stop, and on leaving the loop
@@ -275,6 +318,19 @@ def test_the_time_limit_stops_after_the_step_that_passes_it_with_a_checkpoint(
     rows = _rows(tmp_path / "metrics.csv")
     assert [row["step"] for row in rows] == ["2", "3", "4"] and not (tmp_path / "validation.csv").exists()
     assert [float(row["steps_per_s"]) for row in rows] == pytest.approx([1 / seconds_per_step] * 3)
+    assert writer.closed and [step for key, _, step in writer.scalars if key == "total"] == [2, 3, 4]
+    (bar,) = bars
+    assert bar.options == {"total": 10, "initial": 1, "desc": "r2d2-train", "unit": "step", "disable": None}
+    assert bar.n == 4 and bar.postfix == {"loss": "1.000", "ap": "0.500"} and bar.closed
+
+
+def test_another_rank_trains_without_a_progress_bar_logs_or_checkpoints(synthetic_photos: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = _trainer(synthetic_photos, tmp_path / "rank1", ranks=_TwinRanks(1, 2, 0, False))
+    monkeypatch.setattr(trainer, "train_step", _constant_step)
+    bars = _stand_in_progress(monkeypatch)
+    assert trainer.fit() == tmp_path / "rank1" / "last.pt" and trainer.step == 2
+    assert bars[0].options["disable"] is True and not (tmp_path / "rank1").exists()
 
 
 def test_best_pt_is_written_only_when_the_score_improves(synthetic_photos: Path, tmp_path: Path,
@@ -340,7 +396,8 @@ def test_tensorboard_logging_is_optional(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if the package were not installed
     with caplog.at_level(logging.INFO, logger="r2d2-train"):
         assert _tensorboard(tmp_path / "without") is None
-    assert "tensorboard is not installed" in caplog.text and not (tmp_path / "without").exists()
+    assert caplog.messages == ["tensorboard is not installed: logging to metrics.csv only"]
+    assert not (tmp_path / "without").exists()
 
 
 def test_the_precision_is_logged_and_used_for_the_forward_pass(synthetic_photos: Path, tmp_path: Path,
@@ -391,10 +448,13 @@ def test_each_skipped_step_is_counted_logged_and_leaves_no_gradient(synthetic_ph
                                "step 3: non-finite loss or gradient, step skipped ({'total': inf})"]
 
 
-def test_the_loader_leaves_stop_signals_to_the_main_process_and_pins_no_cpu_memory(synthetic_photos: Path,
+def test_the_loader_leaves_stop_signals_to_the_main_process_and_pins_memory_for_a_gpu_only(synthetic_photos: Path,
                                                                                    tmp_path: Path) -> None:
-    loader = _trainer(synthetic_photos, tmp_path)._loader(0)
+    trainer = _trainer(synthetic_photos, tmp_path)
+    loader = trainer._loader(0)
     assert loader.worker_init_fn is _ignore_stop_signals and loader.num_workers == 0 and loader.pin_memory is False
+    trainer.device = torch.device("cuda")  # only the device's type is read: no GPU needed to build the loader
+    assert trainer._loader(0).pin_memory is True
 
 
 @dataclass(frozen=True)
@@ -424,17 +484,19 @@ def _features(points: list[tuple[float, float]], descriptors: torch.Tensor) -> F
 def test_validation_scores_each_pair_by_its_mutual_matches_within_3_pixels(synthetic_photos: Path, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Stand-in features: image 2's points are image 1's moved by the pair's homography (x + 5, y - 2), in
-    reverse order (their descriptors too), then 0, 2.9, 3.5 and 10 px off; a pair with an empty image scores 0."""
+    reverse order (their descriptors too), then 0, 2.9, 3.5 and 10 px off; a pair with an empty image scores 0, one
+    with a single keypoint (image 1's first, moved) 1."""
     trainer = _trainer(synthetic_photos, tmp_path)
     shift = np.array([[1.0, 0, 5], [0, 1, -2], [0, 0, 1]])
     trainer._validation_pairs = [{"image1": "textured", "image2": "empty", "homography": shift},
                                  {"image1": "textured", "image2": "moved", "homography": shift},
-                                 {"image1": "empty", "image2": "moved", "homography": shift}]
+                                 {"image1": "empty", "image2": "moved", "homography": shift},
+                                 {"image1": "textured", "image2": "single", "homography": shift}]
     points = [(10.0, 10.0), (20.0, 10.0), (30.0, 10.0), (40.0, 10.0)]
     offsets = [0.0, 2.9, 3.5, 10.0]
     moved = [(x + 5 + offset, y - 2) for (x, y), offset in zip(points, offsets)][::-1]
     features = {"textured": _features(points, torch.eye(4)), "moved": _features(moved, torch.eye(4).flip(0)),
-                "empty": _features([], torch.zeros(0, 4))}
+                "empty": _features([], torch.zeros(0, 4)), "single": _features([(15.0, 8.0)], torch.eye(4)[:1])}
     calls = []
 
     def stand_in_extraction(model: nn.Module, image: str, config: object) -> Features:
@@ -443,7 +505,7 @@ def test_validation_scores_each_pair_by_its_mutual_matches_within_3_pixels(synth
 
     monkeypatch.setattr("r2d2_ros.training.trainer.extract_multiscale", stand_in_extraction)
     trainer.model.train()
-    assert trainer.validation_accuracies() == ([0.0, 0.5, 0.0], [4, 0, 4, 4, 0, 4])
+    assert trainer.validation_accuracies() == ([0.0, 0.5, 0.0, 1.0], [4, 0, 4, 4, 0, 4, 4, 1])
     assert not trainer.model.training
     assert all(model is trainer.model and config is trainer._validation_extraction for model, config in calls)
-    assert trainer.validate() == pytest.approx({"val_mma3": 0.5 / 3, "val_keypoints": 16 / 6})
+    assert trainer.validate() == pytest.approx({"val_mma3": 1.5 / 4, "val_keypoints": 21 / 8})
