@@ -2,7 +2,6 @@
 stops, saves and resumes, and a two-step run (no ROS; the long runs are in test_trainer.py)."""
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import re
@@ -27,6 +26,7 @@ from r2d2_ros.training.distributed import SINGLE_PROCESS, Ranks
 from r2d2_ros.training.trainer import (PairForward, StepResult, Trainer, _ignore_stop_signals, _MixedPairs,
                                        _tensorboard, distractor_seed)
 
+from .test_trainer import _rows
 from .test_trainer_synthetic import _trainer, synthetic_photos  # noqa: F401 (a fixture)
 
 
@@ -98,8 +98,7 @@ def test_rows_are_logged_with_one_header_and_finite_numbers_to_tensorboard(synth
     trainer._log_row("metrics.csv", {"step": 5, "total": 1.5, "mean_ap": float("nan"), "note": "x"}, writer)
     trainer._log_row("metrics.csv", {"step": 10, "total": 1.25, "mean_ap": 0.5, "note": "y"}, writer)
     trainer._log_row("metrics.csv", {"step": 15, "total": 1.0, "mean_ap": 0.75, "note": "z"}, None)
-    with (tmp_path / "metrics.csv").open() as stream:
-        rows = list(csv.DictReader(stream))
+    rows = _rows(tmp_path / "metrics.csv")
     assert [row["step"] for row in rows] == ["5", "10", "15"] and rows[0]["mean_ap"] == "nan"
     assert (tmp_path / "metrics.csv").read_text().count("step") == 1
     assert writer.scalars == [("total", 1.5, 5), ("total", 1.25, 10), ("mean_ap", 0.5, 10)]
@@ -180,10 +179,8 @@ def test_a_two_step_run_logs_validates_and_saves(synthetic_photos: Path, tmp_pat
     trainer = _trainer(synthetic_photos, tmp_path, "run.log_every=100", "run.checkpoint_every=100")
     last = trainer.fit()
     assert last == tmp_path / "last.pt" and trainer.step == 2 and load_checkpoint(last).extra["step"] == 2
-    with (tmp_path / "validation.csv").open() as stream:
-        assert [row["step"] for row in csv.DictReader(stream)] == ["0", "2"]
-    with (tmp_path / "metrics.csv").open() as stream:
-        rows = list(csv.DictReader(stream))
+    assert [row["step"] for row in _rows(tmp_path / "validation.csv")] == ["0", "2"]
+    rows = _rows(tmp_path / "metrics.csv")
     assert [row["step"] for row in rows] == ["2"]
     row = rows[0]
     assert {"total", "ap", "mean_ap", "lr", "reliability_weight", "steps_per_s", "nonfinite_steps",
@@ -204,11 +201,6 @@ def _record_saves(trainer: Trainer, monkeypatch: pytest.MonkeyPatch) -> list[tup
 
     monkeypatch.setattr(trainer, "save", recording)
     return saves
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open() as stream:
-        return list(csv.DictReader(stream))
 
 
 def test_a_four_step_run_logs_validates_and_saves_when_due_and_a_resumed_one_goes_on(
