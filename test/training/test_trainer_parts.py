@@ -211,7 +211,7 @@ def test_a_four_step_run_logs_validates_and_saves_when_due_and_a_resumed_one_goe
     saves, totals = _record_saves(trainer, monkeypatch), []
     train_step = trainer.train_step
 
-    def recording_step(batch: dict[str, torch.Tensor]):  # noqa: ANN202 (a StepResult)
+    def recording_step(batch: dict[str, torch.Tensor]) -> StepResult:
         result = train_step(batch)
         totals.append(result.terms["total"])
         return result
@@ -238,6 +238,14 @@ def test_a_four_step_run_logs_validates_and_saves_when_due_and_a_resumed_one_goe
     # No second baseline validation at the resumed step: only the last step's.
     assert [row["step"] for row in _rows(tmp_path / "validation.csv")] == ["0", "2", "4", "5"]
     assert [row["step"] for row in _rows(tmp_path / "metrics.csv")] == ["2", "4", "5"]
+
+
+@dataclass(frozen=True)
+class _TwinRanks(Ranks):
+    """Two ranks with the same loss, without a process group: a sum over them is twice this rank's values."""
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        return values * 2
 
 
 class _Clock:
@@ -319,6 +327,7 @@ def test_the_time_limit_stops_after_the_step_that_passes_it_with_a_checkpoint(
 def test_another_rank_trains_without_a_progress_bar_logs_or_checkpoints(synthetic_photos: Path, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     trainer = _trainer(synthetic_photos, tmp_path / "rank1", ranks=_TwinRanks(1, 2, 0, False))
+    assert trainer._validation_pairs == []  # rank 0 alone validates
     monkeypatch.setattr(trainer, "train_step", _constant_step)
     bars = _stand_in_progress(monkeypatch)
     assert trainer.fit() == tmp_path / "rank1" / "last.pt" and trainer.step == 2
@@ -440,21 +449,13 @@ def test_each_skipped_step_is_counted_logged_and_leaves_no_gradient(synthetic_ph
                                "step 3: non-finite loss or gradient, step skipped ({'total': inf})"]
 
 
-def test_the_loader_leaves_stop_signals_to_the_main_process_and_pins_memory_for_a_gpu_only(synthetic_photos: Path,
-                                                                                   tmp_path: Path) -> None:
+def test_the_loader_leaves_stop_signals_to_the_main_process_and_pins_memory_for_a_gpu_only(
+        synthetic_photos: Path, tmp_path: Path) -> None:
     trainer = _trainer(synthetic_photos, tmp_path)
     loader = trainer._loader(0)
     assert loader.worker_init_fn is _ignore_stop_signals and loader.num_workers == 0 and loader.pin_memory is False
     trainer.device = torch.device("cuda")  # only the device's type is read: no GPU needed to build the loader
     assert trainer._loader(0).pin_memory is True
-
-
-@dataclass(frozen=True)
-class _TwinRanks(Ranks):
-    """Two ranks with the same loss, without a process group: a sum over them is twice this rank's values."""
-
-    def sum(self, values: torch.Tensor) -> torch.Tensor:
-        return values * 2
 
 
 def test_the_logged_terms_are_the_means_over_the_ranks(synthetic_photos: Path, tmp_path: Path) -> None:
@@ -463,9 +464,6 @@ def test_the_logged_terms_are_the_means_over_the_ranks(synthetic_photos: Path, t
     twin = _trainer(synthetic_photos, tmp_path / "twin", ranks=_TwinRanks(0, 2, 0, False))
     assert single.ranks is SINGLE_PROCESS
     assert twin.train_step(batch).terms == pytest.approx(single.train_step(batch).terms)
-    other = _trainer(synthetic_photos, tmp_path / "rank1", ranks=_TwinRanks(1, 2, 0, False))
-    # Rank 0 alone validates and writes.
-    assert other._validation_pairs == [] and not (tmp_path / "rank1").exists()
 
 
 def _features(points: list[tuple[float, float]], descriptors: torch.Tensor) -> Features:
